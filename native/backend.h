@@ -1,0 +1,95 @@
+/*
+ * The backend contract: one module struct per OS mechanism, in the shape of PHP-FPM's
+ * fpm_event_module_s. A backend only translates: it applies registrations, waits, and writes
+ * (fd, generation, revents) records. It never calls JavaScript and never decides policy; the
+ * WebAssembly core drops stale records and fans readiness out to Events.
+ *
+ * Rules every backend keeps:
+ * - All state lives in its evp_backend (worker_threads load the addon several times in one
+ *   process, so no module-static mutable data).
+ * - No N-API: `wait` may run on a helper thread. A backend is not itself thread-safe; the
+ *   caller serialises calls on one evp_backend.
+ * - Errors are returned as -errno, never thrown or printed.
+ */
+#ifndef EVPOLL_BACKEND_H
+#define EVPOLL_BACKEND_H
+
+#include <endian.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Interest bits (the JS API's EV values). EDGE and EXCLUSIVE are honoured by epoll only. */
+#define EVP_READ 2
+#define EVP_WRITE 16
+#define EVP_EDGE 8
+#define EVP_EXCLUSIVE 128
+
+/* revents bits written into records. READ/WRITE only as the OS reported them. */
+#define EVP_REV_READ 2
+#define EVP_REV_WRITE 16
+#define EVP_REV_INVALID 32 /* the fd itself is invalid; the backend has dropped it already */
+#define EVP_REV_HUP 64     /* error or hang-up; the core maps it to the watched interest */
+
+/*
+ * One ready record: three little-endian 32-bit words (fd, gen, revents), 12 bytes, written
+ * into WebAssembly memory, which is little-endian whatever the host is. `out` must be
+ * 4-byte aligned.
+ */
+typedef struct evp_record {
+  int32_t fd;
+  uint32_t gen;
+  int32_t revents;
+} evp_record;
+
+#ifdef __cplusplus
+static_assert(sizeof(evp_record) == 12, "evp_record is the 12-byte wire format");
+#else
+_Static_assert(sizeof(evp_record) == 12, "evp_record is the 12-byte wire format");
+#endif
+
+static inline void evp_put_record(evp_record *r, int fd, uint32_t gen, int revents) {
+  r->fd = (int32_t)htole32((uint32_t)fd);
+  r->gen = htole32(gen);
+  r->revents = (int32_t)htole32((uint32_t)revents);
+}
+
+typedef struct evp_backend evp_backend; /* opaque, one per backend kind */
+
+typedef struct evp_module {
+  const char *name;
+  int support_edge_trigger;
+  /* The syscall `init` can fail in, for the SystemError it becomes. */
+  const char *init_syscall;
+
+  /* Nonzero when the mechanism works on this system. */
+  int (*available)(void);
+  /* max_fd is a sizing hint only. NULL with *err = errno on failure. */
+  evp_backend *(*init)(int max_fd, int *err);
+  /* Releases everything, its own fds included. */
+  void (*clean)(evp_backend *b);
+  /*
+   * Waits up to timeout_ms (< 0: forever) and writes at most `capacity` (>= 1) records to
+   * `out`. Returns the count, 0 on timeout or EINTR, or -errno.
+   */
+  int (*wait)(evp_backend *b, int timeout_ms, evp_record *out, int capacity);
+  /* add of a registered fd behaves as modify, and modify of an unknown fd as add. 0 or -errno. */
+  int (*add)(evp_backend *b, int fd, int interest, uint32_t gen);
+  int (*modify)(evp_backend *b, int fd, int interest, uint32_t gen);
+  /* 0 for unknown or already-closed fds too. */
+  int (*remove)(evp_backend *b, int fd);
+  /* An fd that becomes readable when `wait` would return events (epoll's), or -1. */
+  int (*pollable_fd)(evp_backend *b);
+} evp_module;
+
+extern const evp_module evp_epoll_module;
+extern const evp_module evp_poll_module;
+extern const evp_module evp_select_module;
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* EVPOLL_BACKEND_H */

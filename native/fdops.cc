@@ -1,0 +1,196 @@
+// Thin fd helpers for evpoll/net and the tests: pipes, socketpairs, nonblocking listen/accept,
+// read/write/close. Numbers in, numbers out: OS refusals are returned as -errno (EAGAIN too,
+// so a caller polling a nonblocking fd never pays for an exception); the JS layer decides.
+#include <napi.h>
+
+#include <arpa/inet.h>
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "fdops.h"
+
+namespace {
+
+int32_t Int(const Napi::CallbackInfo& info, size_t i, int32_t fallback = -1) {
+  int32_t v;
+  return napi_get_value_int32(info.Env(), info[i], &v) == napi_ok ? v : fallback;
+}
+
+// A Uint8Array / Buffer argument's bytes; false with a TypeError pending otherwise.
+bool Bytes(const Napi::CallbackInfo& info, size_t i, uint8_t** data, size_t* length) {
+  napi_typedarray_type type;
+  size_t count, offset;
+  napi_value ab;
+  void* p;
+  if (napi_get_typedarray_info(info.Env(), info[i], &type, &count, &p, &ab, &offset) != napi_ok ||
+      type != napi_uint8_array) {
+    Napi::TypeError::New(info.Env(), "buffer must be a Uint8Array or Buffer").ThrowAsJavaScriptException();
+    return false;
+  }
+  *data = static_cast<uint8_t*>(p);
+  *length = count;
+  return true;
+}
+
+Napi::Value Pair(Napi::Env env, int r, const int fds[2]) {
+  if (r < 0) return Napi::Number::New(env, -errno);
+  Napi::Array a = Napi::Array::New(env, 2);
+  a.Set(0u, fds[0]);
+  a.Set(1u, fds[1]);
+  return a;
+}
+
+// pipe() -> [readFd, writeFd] | -errno; both nonblocking and close-on-exec.
+Napi::Value Pipe(const Napi::CallbackInfo& info) {
+  int fds[2];
+  return Pair(info.Env(), pipe2(fds, O_NONBLOCK | O_CLOEXEC), fds);
+}
+
+// socketpair() -> [a, b] | -errno: AF_UNIX stream sockets, nonblocking and close-on-exec.
+Napi::Value SocketPair(const Napi::CallbackInfo& info) {
+  int fds[2];
+  return Pair(info.Env(), socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds), fds);
+}
+
+// read(fd, buffer, offset = 0, length = rest) -> bytes | 0 at EOF | -errno (EAGAIN included)
+Napi::Value Read(const Napi::CallbackInfo& info) {
+  uint8_t* data;
+  size_t length;
+  if (!Bytes(info, 1, &data, &length)) return Napi::Value();
+  size_t offset = static_cast<size_t>(Int(info, 2, 0));
+  size_t want = info[3].IsUndefined() ? length - offset : static_cast<size_t>(Int(info, 3, 0));
+  if (offset > length || want > length - offset) {
+    Napi::RangeError::New(info.Env(), "offset/length outside the buffer").ThrowAsJavaScriptException();
+    return Napi::Value();
+  }
+  ssize_t n;
+  do n = read(Int(info, 0), data + offset, want); while (n < 0 && errno == EINTR);
+  return Napi::Number::New(info.Env(), n < 0 ? -errno : static_cast<double>(n));
+}
+
+// write(fd, buffer, offset = 0, length = rest) -> bytes | -errno (EAGAIN included)
+Napi::Value Write(const Napi::CallbackInfo& info) {
+  uint8_t* data;
+  size_t length;
+  if (!Bytes(info, 1, &data, &length)) return Napi::Value();
+  size_t offset = static_cast<size_t>(Int(info, 2, 0));
+  size_t want = info[3].IsUndefined() ? length - offset : static_cast<size_t>(Int(info, 3, 0));
+  if (offset > length || want > length - offset) {
+    Napi::RangeError::New(info.Env(), "offset/length outside the buffer").ThrowAsJavaScriptException();
+    return Napi::Value();
+  }
+  ssize_t n;
+  // MSG_NOSIGNAL would need send(); a pipe's EPIPE still raises SIGPIPE, which Node ignores.
+  do n = write(Int(info, 0), data + offset, want); while (n < 0 && errno == EINTR);
+  return Napi::Number::New(info.Env(), n < 0 ? -errno : static_cast<double>(n));
+}
+
+// close(fd) -> 0 | -errno. EINTR is not retried: on Linux the fd is gone whatever close says.
+Napi::Value Close(const Napi::CallbackInfo& info) {
+  int r = close(Int(info, 0));
+  return Napi::Number::New(info.Env(), r < 0 && errno != EINTR ? -errno : 0);
+}
+
+// listen(host, port, backlog, reusePort) -> fd | -errno. IPv4 or IPv6 literal host;
+// nonblocking, close-on-exec, SO_REUSEADDR (and SO_REUSEPORT on request).
+Napi::Value Listen(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string host = info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "127.0.0.1";
+  int port = Int(info, 1, 0), backlog = Int(info, 2, 511);
+  bool reuse_port = info[3].ToBoolean();
+  sockaddr_storage ss{};
+  socklen_t len;
+  auto* in4 = reinterpret_cast<sockaddr_in*>(&ss);
+  auto* in6 = reinterpret_cast<sockaddr_in6*>(&ss);
+  if (inet_pton(AF_INET, host.c_str(), &in4->sin_addr) == 1) {
+    in4->sin_family = AF_INET;
+    in4->sin_port = htons(static_cast<uint16_t>(port));
+    len = sizeof *in4;
+  } else if (inet_pton(AF_INET6, host.c_str(), &in6->sin6_addr) == 1) {
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons(static_cast<uint16_t>(port));
+    len = sizeof *in6;
+  } else {
+    return Napi::Number::New(env, -EINVAL);
+  }
+  int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return Napi::Number::New(env, -errno);
+  int one = 1;
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+      (reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) ||
+      bind(fd, reinterpret_cast<sockaddr*>(&ss), len) < 0 || listen(fd, backlog) < 0) {
+    int err = errno;
+    close(fd);
+    return Napi::Number::New(env, -err);
+  }
+  return Napi::Number::New(env, fd);
+}
+
+// accept(fd, out: Int32Array, max) -> count written | -errno when the first accept fails.
+// Drains up to max connections per readiness (lighttpd's batch); ECONNABORTED is skipped (the
+// peer gave up before we got to it). An error after some fds were taken is left for the next
+// call, which will meet it again.
+Napi::Value Accept(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  napi_typedarray_type type;
+  size_t count, offset;
+  napi_value ab;
+  void* p;
+  if (napi_get_typedarray_info(env, info[1], &type, &count, &p, &ab, &offset) != napi_ok || type != napi_int32_array) {
+    Napi::TypeError::New(env, "out must be an Int32Array").ThrowAsJavaScriptException();
+    return Napi::Value();
+  }
+  int listener = Int(info, 0);
+  size_t max = static_cast<size_t>(Int(info, 2, static_cast<int32_t>(count)));
+  if (max > count) max = count;
+  auto* out = static_cast<int32_t*>(p);
+  size_t n = 0;
+  while (n < max) {
+    int fd = accept4(listener, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0) {
+      out[n++] = fd;
+      continue;
+    }
+    if (errno == EINTR || errno == ECONNABORTED) continue;
+    if (n == 0) return Napi::Number::New(env, -errno);
+    break;
+  }
+  return Napi::Number::New(env, static_cast<double>(n));
+}
+
+// localPort(fd) -> port | -errno
+Napi::Value LocalPort(const Napi::CallbackInfo& info) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (getsockname(Int(info, 0), reinterpret_cast<sockaddr*>(&ss), &len) < 0) return Napi::Number::New(info.Env(), -errno);
+  int port = ss.ss_family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port)
+                                      : ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+  return Napi::Number::New(info.Env(), port);
+}
+
+// setNoDelay(fd, on) -> 0 | -errno
+Napi::Value SetNoDelay(const Napi::CallbackInfo& info) {
+  int on = info[1].ToBoolean() ? 1 : 0;
+  int r = setsockopt(Int(info, 0), IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+  return Napi::Number::New(info.Env(), r < 0 ? -errno : 0);
+}
+
+}  // namespace
+
+void RegisterFdOps(Napi::Env env, Napi::Object exports) {
+  exports.Set("pipe", Napi::Function::New(env, Pipe, "pipe"));
+  exports.Set("socketpair", Napi::Function::New(env, SocketPair, "socketpair"));
+  exports.Set("read", Napi::Function::New(env, Read, "read"));
+  exports.Set("write", Napi::Function::New(env, Write, "write"));
+  exports.Set("close", Napi::Function::New(env, Close, "close"));
+  exports.Set("listen", Napi::Function::New(env, Listen, "listen"));
+  exports.Set("accept", Napi::Function::New(env, Accept, "accept"));
+  exports.Set("localPort", Napi::Function::New(env, LocalPort, "localPort"));
+  exports.Set("setNoDelay", Napi::Function::New(env, SetNoDelay, "setNoDelay"));
+}

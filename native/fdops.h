@@ -1,0 +1,6 @@
+// fd helpers (pipe, socketpair, listen, accept, read, write, close) added to the addon's exports.
+#ifndef EVPOLL_FDOPS_H
+#define EVPOLL_FDOPS_H
+#include <napi.h>
+void RegisterFdOps(Napi::Env env, Napi::Object exports);
+#endif

@@ -1,0 +1,151 @@
+/*
+ * select backend. Everything is bounded by FD_SETSIZE: FD_SET/FD_ISSET on a larger fd writes
+ * outside the fd_set (glibc's fortify aborts instead), so every entry point checks the range
+ * before touching a set or the per-fd arrays.
+ *
+ * select() cannot tell a hang-up from readiness (a hung-up fd is readable, and writable for a
+ * socket), so this backend never reports HUP; and it has no edge-triggered mode.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/select.h>
+
+#include "backend.h"
+
+struct evp_backend {
+  fd_set readfds, writefds;       /* interest; copied before each select() */
+  int max_fd;                     /* highest registered fd, -1 when none */
+  int start;                      /* where the next scan of the result sets begins */
+  unsigned char used[FD_SETSIZE]; /* 1 when the fd is registered (interest may be 0) */
+  uint32_t gens[FD_SETSIZE];
+};
+
+static int select_available(void) { return 1; }
+
+static evp_backend *select_init(int max_fd, int *err) {
+  (void)max_fd; /* everything is FD_SETSIZE-sized anyway */
+  evp_backend *b = calloc(1, sizeof *b);
+  if (b == NULL) {
+    *err = ENOMEM;
+    return NULL;
+  }
+  FD_ZERO(&b->readfds);
+  FD_ZERO(&b->writefds);
+  b->max_fd = -1;
+  return b;
+}
+
+static void select_clean(evp_backend *b) { free(b); }
+
+/* Forgets fd (0 <= fd < FD_SETSIZE, registered). */
+static void select_drop(evp_backend *b, int fd) {
+  FD_CLR(fd, &b->readfds);
+  FD_CLR(fd, &b->writefds);
+  b->used[fd] = 0;
+  while (b->max_fd >= 0 && !b->used[b->max_fd]) b->max_fd--;
+}
+
+static int select_set(evp_backend *b, int fd, int interest, uint32_t gen) {
+  if (fd < 0) return -EBADF;
+  if (fd >= FD_SETSIZE) return -ERANGE;
+  /* select() would take a closed fd and fail the whole call with EBADF later: refuse it now. */
+  if (fcntl(fd, F_GETFD) < 0) return -errno;
+
+  if (interest & EVP_READ) FD_SET(fd, &b->readfds);
+  else FD_CLR(fd, &b->readfds);
+  if (interest & EVP_WRITE) FD_SET(fd, &b->writefds);
+  else FD_CLR(fd, &b->writefds);
+  b->used[fd] = 1;
+  b->gens[fd] = gen;
+  if (fd > b->max_fd) b->max_fd = fd;
+  return 0;
+}
+
+static int select_add(evp_backend *b, int fd, int interest, uint32_t gen) {
+  return select_set(b, fd, interest, gen);
+}
+
+static int select_modify(evp_backend *b, int fd, int interest, uint32_t gen) {
+  return select_set(b, fd, interest, gen);
+}
+
+static int select_remove(evp_backend *b, int fd) {
+  if (fd >= 0 && fd < FD_SETSIZE && b->used[fd]) select_drop(b, fd);
+  return 0;
+}
+
+/*
+ * select() failed with EBADF: one or more registered fds were closed behind our back, and
+ * select() does not say which. Find them, report each INVALID and drop it. Those beyond
+ * `capacity` stay registered: the next select() fails again and reports them then.
+ */
+static int select_report_invalid(evp_backend *b, evp_record *out, int capacity) {
+  int count = 0;
+  for (int fd = 0; fd <= b->max_fd && count < capacity; fd++) {
+    if (!b->used[fd] || fcntl(fd, F_GETFD) >= 0 || errno != EBADF) continue;
+    evp_put_record(&out[count++], fd, b->gens[fd], EVP_REV_INVALID);
+    select_drop(b, fd);
+  }
+  return count;
+}
+
+static int select_wait(evp_backend *b, int timeout_ms, evp_record *out, int capacity) {
+  if (capacity < 1) return -EINVAL;
+  fd_set readfds = b->readfds, writefds = b->writefds; /* select() overwrites its sets */
+  struct timeval tv, *tvp = NULL;
+  if (timeout_ms >= 0) {
+    tv.tv_sec = timeout_ms / 1000;
+    tv.tv_usec = (timeout_ms % 1000) * 1000;
+    tvp = &tv;
+  }
+  int n = select(b->max_fd + 1, &readfds, &writefds, NULL, tvp);
+  if (n < 0) {
+    if (errno == EINTR) return 0;
+    if (errno == EBADF) return select_report_invalid(b, out, capacity);
+    return -errno;
+  }
+
+  /*
+   * n counts set bits over both sets; stop once all are found. As in poll.c, a scan capped by
+   * `capacity` makes the next one start where it stopped, so that level-triggered fds past
+   * the cap are not starved by the same low ones on every call.
+   */
+  int span = b->max_fd + 1, start = b->start < span ? b->start : 0;
+  int count = 0, k;
+  for (k = 0; k < span && n > 0 && count < capacity; k++) {
+    int fd = start + k < span ? start + k : start + k - span;
+    int revents = 0;
+    if (FD_ISSET(fd, &readfds)) {
+      revents |= EVP_REV_READ;
+      n--;
+    }
+    if (FD_ISSET(fd, &writefds)) {
+      revents |= EVP_REV_WRITE;
+      n--;
+    }
+    if (revents) evp_put_record(&out[count++], fd, b->gens[fd], revents);
+  }
+  b->start = n > 0 ? (start + k) % span : start;
+  return count;
+}
+
+static int select_pollable_fd(evp_backend *b) {
+  (void)b;
+  return -1;
+}
+
+const evp_module evp_select_module = {
+    .name = "select",
+    .support_edge_trigger = 0,
+    .init_syscall = "malloc",
+    .available = select_available,
+    .init = select_init,
+    .clean = select_clean,
+    .wait = select_wait,
+    .add = select_add,
+    .modify = select_modify,
+    .remove = select_remove,
+    .pollable_fd = select_pollable_fd,
+};
