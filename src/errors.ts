@@ -1,0 +1,44 @@
+import { getSystemErrorMap } from 'node:util';
+
+export type EvpollErrorCode =
+  | 'ERR_EVPOLL_INVALID_ARG'
+  | 'ERR_EVPOLL_UNKNOWN_MECHANISM'
+  | 'ERR_EVPOLL_MECHANISM_UNAVAILABLE'
+  | 'ERR_EVPOLL_FD_LIMIT'
+  | 'ERR_EVPOLL_CLOSED'
+  | 'ERR_EVPOLL_REENTRANT';
+
+/** Every refusal of evpoll's own; OS refusals are SystemError-shaped instead (see systemError). */
+export class EvpollError extends Error {
+  readonly code: EvpollErrorCode;
+  constructor(code: EvpollErrorCode, message: string) {
+    super(message);
+    this.name = 'EvpollError';
+    this.code = code;
+  }
+}
+
+/** The shape of Node's own SystemError (fs, net): code 'EBADF', errno -9, syscall. */
+export interface SystemError extends Error {
+  code: string;
+  errno: number;
+  syscall: string;
+}
+
+let systemErrors: Map<number, [string, string]> | undefined;
+
+/** An OS refusal, `negErrno` as the native layer returns it (-9 for EBADF). */
+export function systemError(negErrno: number, syscall: string): SystemError {
+  systemErrors ??= getSystemErrorMap();
+  const [code, description] = systemErrors.get(negErrno) ?? [`Unknown system error ${negErrno}`, 'unknown error'];
+  const err = new Error(`${code}: ${description}, ${syscall}`) as SystemError;
+  err.code = code;
+  err.errno = negErrno;
+  err.syscall = syscall;
+  Error.captureStackTrace(err, systemError);
+  return err;
+}
+
+export function invalidArg(message: string): EvpollError {
+  return new EvpollError('ERR_EVPOLL_INVALID_ARG', message);
+}

@@ -1,0 +1,5 @@
+export { EV } from './flags.js';
+export { EventLoop, type EventLoopOptions } from './loop.js';
+export { Event, type EventCallback } from './event.js';
+export { mechanisms, type Mechanism } from './mechanisms.js';
+export { EvpollError, type EvpollErrorCode, type SystemError } from './errors.js';

@@ -1,0 +1,269 @@
+import { debuglog } from 'node:util';
+import { performance } from 'node:perf_hooks';
+import { EV, FD_EVENT_FLAGS, TIMER_FLAGS, OP_ADD, OP_MODIFY, OP_REMOVE } from './flags.js';
+import { EvpollError, invalidArg, systemError } from './errors.js';
+import { Event, type EventCallback } from './event.js';
+import { resolveMechanism } from './mechanisms.js';
+import { addon, type NativeBackend } from './native.js';
+import { instantiateCore, type CoreExports } from './core.js';
+
+const debug = debuglog('evpoll');
+
+export interface EventLoopOptions {
+  /** 'epoll', 'poll' or 'select', case-insensitive. Default: EVPOLL_MECHANISM, else the first available. */
+  mechanism?: string;
+  /** fds at or above this are refused at add() (FPM's max_fd). Default 1048576. */
+  maxFd?: number;
+}
+
+const DEFAULT_MAX_FD = 1 << 20;
+const MAX_TIMEOUT = 0x7fffffff;
+
+function isNonNegativeInteger(n: unknown): n is number {
+  return typeof n === 'number' && Number.isInteger(n) && n >= 0;
+}
+
+function checkTimeout(ms: unknown, what: string): number {
+  if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0) {
+    throw invalidArg(`${what} must be a finite number of milliseconds >= 0, got ${String(ms)}`);
+  }
+  return ms;
+}
+
+/**
+ * PHP-FPM's event loop (fpm_events.c): fd events and timers over one backend. One iteration is
+ * three crossings whatever the number of events: the core's next timeout, the backend's wait
+ * (which writes ready records straight into the core's memory), and the core's collect (which
+ * turns records and due timers into a dispatch list); then the callbacks run.
+ */
+export class EventLoop {
+  /** The backend's name (fpm_event_machanism_name). */
+  readonly mechanism: string;
+  /** Whether EV.EDGE is honoured; elsewhere edge events are level-triggered (fpm_event_support_edge_trigger). */
+  readonly supportEdgeTrigger: boolean;
+  readonly maxFd: number;
+
+  #backend: NativeBackend;
+  #core: CoreExports;
+  #buffer: ArrayBuffer;
+  #i32: Int32Array;
+  /** Pending Events by slot: the only strong references the loop keeps. */
+  #events: (Event<any> | undefined)[] = [];
+  /** The dispatch list being walked; entries past #next survive a throwing callback. */
+  #listBase = 0;
+  #next = 0;
+  #length = 0;
+  #running = false;
+  #stopRequested = false;
+  #closed = false;
+  #fdLimit: number;
+  #addSyscall: string;
+  #waitSyscall: string;
+
+  constructor(options: EventLoopOptions = {}) {
+    if (options === null || typeof options !== 'object') throw invalidArg('options must be an object');
+    const maxFd = options.maxFd ?? DEFAULT_MAX_FD;
+    if (!isNonNegativeInteger(maxFd) || maxFd < 1) throw invalidArg(`maxFd must be a positive integer, got ${String(maxFd)}`);
+    const m = resolveMechanism(options.mechanism);
+    this.mechanism = m.name;
+    this.supportEdgeTrigger = m.supportEdgeTrigger;
+    this.maxFd = maxFd;
+    this.#fdLimit = m.name === 'select' ? Math.min(maxFd, addon.FD_SETSIZE) : maxFd;
+    this.#addSyscall = m.name === 'epoll' ? 'epoll_ctl' : 'fcntl';
+    this.#waitSyscall = m.name === 'epoll' ? 'epoll_wait' : m.name;
+    this.#core = instantiateCore();
+    this.#backend = new addon.Backend(m.name, maxFd);
+    this.#buffer = this.#core.memory.buffer;
+    this.#i32 = new Int32Array(this.#buffer);
+    debug('loop created: mechanism %s, maxFd %d', this.mechanism, maxFd);
+  }
+
+  /** fpm_event_set: an fd event watching READ and/or WRITE (EDGE optional). */
+  event<A = any>(fd: number, flags: number, callback: EventCallback<A>, arg?: NoInfer<A>): Event<A> {
+    this.#checkOpen();
+    if (!isNonNegativeInteger(fd)) throw invalidArg(`fd must be an integer >= 0, got ${String(fd)}`);
+    if (!isNonNegativeInteger(flags) || (flags & ~FD_EVENT_FLAGS) !== 0) {
+      throw invalidArg(`flags ${String(flags)} has bits an fd event cannot ask for (allowed: READ, WRITE, PERSIST, EDGE)`);
+    }
+    if ((flags & (EV.READ | EV.WRITE)) === 0) throw invalidArg('an fd event needs EV.READ or EV.WRITE');
+    if (typeof callback !== 'function') throw invalidArg('callback must be a function');
+    return new Event<A>(this, fd, flags, callback, arg as A);
+  }
+
+  /** fpm_event_set_timer: a timer (fd -1); EV.PERSIST makes it fire every add() frequency. */
+  timer<A = any>(flags: number, callback: EventCallback<A>, arg?: NoInfer<A>): Event<A> {
+    this.#checkOpen();
+    if (!isNonNegativeInteger(flags) || (flags & ~TIMER_FLAGS) !== 0) {
+      throw invalidArg(`flags ${String(flags)} has bits a timer cannot ask for (allowed: PERSIST, TIMEOUT)`);
+    }
+    if (typeof callback !== 'function') throw invalidArg('callback must be a function');
+    return new Event<A>(this, -1, flags, callback, arg as A);
+  }
+
+  /** One iteration: wait at most `timeoutMs` (default: until the nearest timer), dispatch; returns callbacks run. */
+  runOnce(timeoutMs?: number): number {
+    this.#checkOpen();
+    if (timeoutMs !== undefined) checkTimeout(timeoutMs, 'timeoutMs');
+    if (this.#running) throw new EvpollError('ERR_EVPOLL_REENTRANT', 'runOnce()/run() called from inside a callback of the same loop');
+    this.#running = true;
+    try {
+      return this.#iterate(timeoutMs);
+    } finally {
+      this.#running = false;
+    }
+  }
+
+  /** fpm_event_loop: iterate until stop() is called or nothing is registered. */
+  run(): void {
+    this.#checkOpen();
+    if (this.#running) throw new EvpollError('ERR_EVPOLL_REENTRANT', 'run()/runOnce() called from inside a callback of the same loop');
+    this.#running = true;
+    this.#stopRequested = false;
+    try {
+      while (!this.#stopRequested && !this.#closed && (this.#core.pendingCount() > 0 || this.#next < this.#length)) {
+        this.#iterate(undefined);
+      }
+    } finally {
+      this.#running = false;
+      this.#stopRequested = false;
+    }
+  }
+
+  /** Makes run() return once the current iteration's callbacks have run. */
+  stop(): void {
+    this.#checkOpen();
+    this.#stopRequested = true;
+  }
+
+  /** FPM's clean: releases the backend (its fd) and every registration; the loop is unusable after. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const ev of this.#events) if (ev) ev._slot = -1;
+    this.#events = [];
+    this.#length = this.#next = 0;
+    this.#backend.close();
+    debug('loop closed');
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  #checkOpen(): void {
+    if (this.#closed) throw new EvpollError('ERR_EVPOLL_CLOSED', 'the event loop is closed');
+  }
+
+  /** After any core call that can grow its memory: views of the old buffer are detached. */
+  #refreshViews(): void {
+    const buffer = this.#core.memory.buffer;
+    if (buffer !== this.#buffer) {
+      this.#buffer = buffer;
+      this.#i32 = new Int32Array(buffer);
+    }
+  }
+
+  #iterate(timeoutMs: number | undefined): number {
+    // Entries left by a callback that threw: finish them before waiting again (libevent's
+    // active queue), so no readiness of an edge-triggered fd or due timer is lost.
+    if (this.#next < this.#length) return this.#dispatch();
+    const core = this.#core;
+    let timeout = core.nextTimeout(performance.now());
+    if (timeoutMs !== undefined) {
+      const cap = Math.min(Math.ceil(timeoutMs), MAX_TIMEOUT);
+      timeout = timeout < 0 ? cap : Math.min(timeout, cap);
+    } else if (timeout < 0 && core.pendingCount() === 0) {
+      return 0; // nothing registered: waiting forever would never end
+    }
+    const readyPtr = core.readyPtr();
+    const capacity = core.readyCapacity();
+    this.#refreshViews();
+    const count = this.#backend.wait(timeout, this.#buffer, readyPtr, capacity);
+    if (count < 0) throw systemError(count, this.#waitSyscall);
+    this.#length = core.collect(performance.now(), count);
+    this.#listBase = core.dispatchPtr() >> 2;
+    this.#next = 0;
+    if (count === capacity) core.growReady(); // a full wait may have left fds unreported
+    this.#refreshViews();
+    return this.#dispatch();
+  }
+
+  #dispatch(): number {
+    let ran = 0;
+    while (this.#next < this.#length && !this.#closed) {
+      const at = this.#listBase + 2 * this.#next++;
+      const slot = this.#i32[at];
+      const which = this.#i32[at + 1];
+      const ev = this.#events[slot];
+      if (ev === undefined) continue; // deleted by an earlier callback of this batch
+      if (which & EV.ERROR || (ev.fd < 0 && (ev.flags & EV.PERSIST) === 0)) {
+        // The core has already removed it (invalid fd, one-shot timer): it may be added again.
+        this.#events[slot] = undefined;
+        ev._slot = -1;
+      }
+      ran++;
+      ev.callback(ev, which, ev.arg);
+    }
+    return ran;
+  }
+
+  /** @internal Event.add */
+  _add(ev: Event<any>, timeoutMs: unknown): void {
+    this.#checkOpen();
+    const ms = checkTimeout(timeoutMs, 'timeoutMs');
+    const core = this.#core;
+    if (ev.fd < 0) {
+      const now = performance.now();
+      if (ev._slot >= 0 && core.timerReschedule(ev._slot, now, ms)) return;
+      if (ev._slot >= 0) this.#events[ev._slot] = undefined; // fired one-shot, callback not yet run
+      ev._slot = core.timerAdd(now, ms, ev.flags);
+      this.#events[ev._slot] = ev;
+      this.#refreshViews();
+      return;
+    }
+    if (ev._slot >= 0) return; // a pending fd event stays as it is
+    const fd = ev.fd;
+    if (fd >= this.#fdLimit) throw this.#fdLimitError(fd);
+    const slot = core.watch(fd, ev.flags & (EV.READ | EV.WRITE | EV.EDGE));
+    this.#refreshViews();
+    const op = core.lastOpKind();
+    if (op === OP_ADD || op === OP_MODIFY) {
+      const interest = core.lastOpInterest();
+      const gen = core.lastOpGen() >>> 0;
+      const rc = op === OP_ADD ? this.#backend.add(fd, interest, gen) : this.#backend.modify(fd, interest, gen);
+      if (rc < 0) {
+        core.release(slot); // the backend refused: leave the core as it was
+        throw systemError(rc, this.#addSyscall);
+      }
+    }
+    ev._slot = slot;
+    this.#events[slot] = ev;
+  }
+
+  /** @internal Event.del */
+  _del(ev: Event<any>): boolean {
+    this.#checkOpen();
+    const slot = ev._slot;
+    if (slot < 0) return false;
+    ev._slot = -1;
+    this.#events[slot] = undefined;
+    if (this.#core.release(slot) && ev.fd >= 0) {
+      const core = this.#core;
+      const op = core.lastOpKind();
+      // Errors are ignored: an fd closed behind the loop's back has left the backend already.
+      if (op === OP_REMOVE) this.#backend.remove(ev.fd);
+      else if (op === OP_MODIFY) this.#backend.modify(ev.fd, core.lastOpInterest(), core.lastOpGen() >>> 0);
+    }
+    return true;
+  }
+
+  #fdLimitError(fd: number): EvpollError {
+    if (this.mechanism === 'select' && fd >= addon.FD_SETSIZE) {
+      return new EvpollError(
+        'ERR_EVPOLL_FD_LIMIT',
+        `fd ${fd} is beyond select's FD_SETSIZE (${addon.FD_SETSIZE}); use the 'epoll' or 'poll' mechanism for fds this high`,
+      );
+    }
+    return new EvpollError('ERR_EVPOLL_FD_LIMIT', `fd ${fd} is beyond this loop's maxFd (${this.maxFd})`);
+  }
+}

@@ -1,0 +1,32 @@
+// The native addon: backends that register, wait and report; they never call JavaScript.
+import { createRequire } from 'node:module';
+import { artefact } from './paths.js';
+
+export interface NativeBackend {
+  readonly name: string;
+  readonly supportEdgeTrigger: boolean;
+  /** The backend's own pollable fd (epoll), or -1. */
+  readonly fd: number;
+  add(fd: number, interest: number, gen: number): number;
+  modify(fd: number, interest: number, gen: number): number;
+  remove(fd: number): number;
+  /** Waits, writes (fd, gen, revents) int32 records at byteOffset; count, or -errno. */
+  wait(timeoutMs: number, buffer: ArrayBuffer, byteOffset: number, capacity: number): number;
+  close(): void;
+}
+
+export interface NativeMechanism {
+  name: string;
+  supportEdgeTrigger: boolean;
+  available: boolean;
+}
+
+export interface NativeAddon {
+  FD_SETSIZE: number;
+  mechanisms(): NativeMechanism[];
+  Backend: new (name: string, maxFd: number) => NativeBackend;
+}
+
+const require = createRequire(import.meta.url);
+// EVPOLL_SANITIZE builds go to build/Debug.
+export const addon: NativeAddon = require(artefact('the native addon', ['build/Release/evpoll.node', 'build/Debug/evpoll.node']));

@@ -1,0 +1,100 @@
+// evpoll/net: thin nonblocking fd helpers to pair with the loop. read/write/close return
+// numbers (bytes, 0 for EOF, or a negative errno such as -11 EAGAIN) rather than throw, so a
+// callback draining a nonblocking fd never pays for an exception. Creating fds throws
+// Node's SystemError shape on refusal.
+import { addon } from './native.js';
+import { invalidArg, systemError } from './errors.js';
+
+interface FdOps {
+  pipe(): [number, number] | number;
+  socketpair(): [number, number] | number;
+  read(fd: number, buffer: Uint8Array, offset?: number, length?: number): number;
+  write(fd: number, buffer: Uint8Array, offset?: number, length?: number): number;
+  close(fd: number): number;
+  listen(host: string, port: number, backlog: number, reusePort: boolean): number;
+  accept(fd: number, out: Int32Array, max: number): number;
+  localPort(fd: number): number;
+  setNoDelay(fd: number, on: boolean): number;
+}
+const ops = addon as unknown as FdOps;
+
+function checkFd(fd: unknown): number {
+  if (typeof fd !== 'number' || !Number.isInteger(fd) || fd < 0) throw invalidArg(`fd must be an integer >= 0, got ${String(fd)}`);
+  return fd;
+}
+
+function pairOrThrow(r: [number, number] | number, syscall: string): [number, number] {
+  if (typeof r === 'number') throw systemError(r, syscall);
+  return r;
+}
+
+/** A nonblocking, close-on-exec pipe: [readEnd, writeEnd]. */
+export function pipe(): [number, number] {
+  return pairOrThrow(ops.pipe(), 'pipe2');
+}
+
+/** A connected pair of nonblocking, close-on-exec AF_UNIX stream sockets. */
+export function socketpair(): [number, number] {
+  return pairOrThrow(ops.socketpair(), 'socketpair');
+}
+
+/** Reads into `buffer`: bytes read, 0 at EOF, or a negative errno (-11 EAGAIN: nothing yet). */
+export function read(fd: number, buffer: Uint8Array, offset?: number, length?: number): number {
+  return ops.read(checkFd(fd), buffer, offset, length);
+}
+
+/** Writes from `buffer`: bytes written, or a negative errno (-11 EAGAIN: the peer is full). */
+export function write(fd: number, buffer: Uint8Array, offset?: number, length?: number): number {
+  return ops.write(checkFd(fd), buffer, offset, length);
+}
+
+/** Closes `fd`: 0 or a negative errno. Delete its events first (FPM does). */
+export function close(fd: number): number {
+  return ops.close(checkFd(fd));
+}
+
+export interface ListenOptions {
+  backlog?: number;
+  /** SO_REUSEPORT: several processes bind the same port, the kernel spreads connections. */
+  reusePort?: boolean;
+}
+
+/** A nonblocking, close-on-exec TCP listening socket with SO_REUSEADDR; port 0 picks a free one. */
+export function listen(host: string, port: number, options: ListenOptions = {}): number {
+  if (typeof host !== 'string') throw invalidArg('host must be an IPv4 or IPv6 address string');
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw invalidArg(`port must be an integer 0..65535, got ${String(port)}`);
+  const backlog = options.backlog ?? 511;
+  if (!Number.isInteger(backlog) || backlog < 0) throw invalidArg(`backlog must be an integer >= 0, got ${String(backlog)}`);
+  const fd = ops.listen(host, port, backlog, options.reusePort === true);
+  if (fd === -22) throw invalidArg(`host must be an IPv4 or IPv6 address literal, got '${host}'`);
+  if (fd < 0) throw systemError(fd, 'listen');
+  return fd;
+}
+
+/** The port a socket is bound to. */
+export function localPort(fd: number): number {
+  const port = ops.localPort(checkFd(fd));
+  if (port < 0) throw systemError(port, 'getsockname');
+  return port;
+}
+
+/** TCP_NODELAY on or off: 0 or a negative errno. */
+export function setNoDelay(fd: number, on = true): number {
+  return ops.setNoDelay(checkFd(fd), on);
+}
+
+let acceptBuffer = new Int32Array(128);
+
+/**
+ * Accepts up to `max` pending connections (nonblocking, close-on-exec): their fds, possibly
+ * none. A negative number instead is the errno that stopped the first accept: -11 EAGAIN
+ * (none pending), -24 EMFILE / -23 ENFILE (out of fds: stop watching the listener for a
+ * while, or the loop spins). ECONNABORTED is skipped.
+ */
+export function accept(fd: number, max = 100): number[] | number {
+  if (!Number.isInteger(max) || max < 1) throw invalidArg(`max must be an integer >= 1, got ${String(max)}`);
+  if (acceptBuffer.length < max) acceptBuffer = new Int32Array(max);
+  const n = ops.accept(checkFd(fd), acceptBuffer, max);
+  if (n < 0) return n;
+  return Array.from(acceptBuffer.subarray(0, n));
+}
