@@ -1,0 +1,102 @@
+// Shared by every suite: the mechanism and mode under test (set by scripts/test.mjs), fds that
+// are cleaned up, and one way to drive the loop in either mode.
+import { readdirSync } from 'node:fs';
+import { EventLoop, type EventLoopOptions } from '../src/index.js';
+import * as net from '../src/net.js';
+
+export const MECHANISM = process.env.EVPOLL_MECHANISM ?? 'epoll';
+export const MODE = process.env.EVPOLL_MODE ?? 'run';
+
+/** A loop on the mechanism under test. */
+export function newLoop(options: EventLoopOptions = {}): EventLoop {
+  return new EventLoop({ mechanism: MECHANISM, ...options });
+}
+
+/** One iteration of `loop`, as the mode under test drives it; resolves to the callbacks run. */
+export async function iterate(loop: EventLoop, timeoutMs?: number): Promise<number> {
+  return loop.runOnce(timeoutMs);
+}
+
+const opened = new Set<number>();
+
+export function pipe(): [number, number] {
+  const p = net.pipe();
+  p.forEach((fd) => opened.add(fd));
+  return p;
+}
+
+export function socketpair(): [number, number] {
+  const p = net.socketpair();
+  p.forEach((fd) => opened.add(fd));
+  return p;
+}
+
+export function close(fd: number): void {
+  opened.delete(fd);
+  net.close(fd);
+}
+
+/** Closes every fd a test opened through these helpers (in an `after.each`). */
+export function closeAll(): void {
+  for (const fd of opened) net.close(fd);
+  opened.clear();
+}
+
+const one = new Uint8Array([0x2a]);
+const scratch = new Uint8Array(65536);
+
+export function writeByte(fd: number): void {
+  const n = net.write(fd, one);
+  if (n !== 1) throw new Error(`write(${fd}) returned ${n}`);
+}
+
+/** Reads everything available; returns the byte count. */
+export function drain(fd: number): number {
+  let total = 0;
+  for (;;) {
+    const n = net.read(fd, scratch);
+    if (n <= 0) return total;
+    total += n;
+  }
+}
+
+/** Fills a nonblocking fd's buffer until the kernel refuses more (it stops being writable). */
+export function fill(fd: number): number {
+  let total = 0;
+  for (;;) {
+    const n = net.write(fd, scratch);
+    if (n <= 0) return total;
+    total += n;
+  }
+}
+
+/** The process's open fd numbers. */
+export function openFds(): number[] {
+  return readdirSync('/proc/self/fd').map(Number).filter((fd) => Number.isInteger(fd)).sort((a, b) => a - b);
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Runs iterations until `done()` or `limitMs` passes; returns the iterations made. */
+export async function iterateUntil(loop: EventLoop, done: () => boolean, limitMs = 2000): Promise<number> {
+  const end = performance.now() + limitMs;
+  let n = 0;
+  while (!done()) {
+    if (performance.now() > end) throw new Error(`condition not reached within ${limitMs} ms`);
+    await iterate(loop, Math.max(0, Math.min(50, end - performance.now())));
+    n++;
+  }
+  return n;
+}
+
+/** Asserts `fn` throws an error with `code` (and returns it). */
+export function throwsCode(fn: () => unknown, code: string): Error & { code: string; errno?: number; syscall?: string } {
+  try {
+    fn();
+  } catch (e) {
+    const err = e as Error & { code: string };
+    if (err.code !== code) throw new Error(`expected ${code}, got ${err.code}: ${err.message}`);
+    return err;
+  }
+  throw new Error(`expected an error with code ${code}, nothing was thrown`);
+}

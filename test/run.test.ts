@@ -1,0 +1,90 @@
+// loop.run() (fpm_event_loop), stop(), and EINTR in the wait.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawn } from 'node:child_process';
+import { EV } from '../src/index.js';
+import { newLoop, iterate, pipe, closeAll } from './helpers.js';
+
+test.after.each(closeAll);
+
+test('run() returns when nothing is registered any more', () => {
+  const loop = newLoop();
+  let fires = 0;
+  loop.timer(0, (ev) => { if (++fires < 3) ev.add(1); }).add(1);
+  loop.run();
+  assert.is(fires, 3);
+  loop.run(); // nothing registered: returns at once
+  loop.close();
+});
+
+test('stop() from a callback makes run() return after that iteration', () => {
+  const loop = newLoop();
+  const [r] = pipe();
+  loop.event(r, EV.READ, () => {}).add(); // would keep run() going forever
+  let beats = 0;
+  let sameBatch = 0;
+  loop.timer(EV.PERSIST, () => { if (++beats === 3) loop.stop(); }).add(2);
+  loop.timer(EV.PERSIST, () => { if (beats === 3) sameBatch++; }).add(2);
+  loop.run();
+  assert.is(beats, 3);
+  assert.ok(sameBatch <= 1, 'the batch in which stop() was called finishes');
+  // run() again continues where it left off.
+  loop.timer(0, () => loop.stop()).add(5);
+  loop.run();
+  assert.ok(beats > 3);
+  loop.close();
+});
+
+test('runOnce() with nothing registered and no timeout returns 0 at once', async () => {
+  const loop = newLoop();
+  const start = performance.now();
+  assert.is(await iterate(loop), 0);
+  assert.ok(performance.now() - start < 100);
+  loop.close();
+});
+
+test('runOnce(timeoutMs) waits at most that long', async () => {
+  const loop = newLoop();
+  const [r] = pipe();
+  loop.event(r, EV.READ, () => {}).add();
+  const start = performance.now();
+  assert.is(await iterate(loop, 30), 0);
+  const took = performance.now() - start;
+  assert.ok(took >= 29 && took < 1000, `waited ${took} ms`);
+  loop.close();
+});
+
+test('EINTR in the wait is not an error: the iteration ends early, timers still run', async () => {
+  const loop = newLoop();
+  const [r] = pipe();
+  loop.event(r, EV.READ, () => {}).add();
+  const onSignal = () => {};
+  process.on('SIGUSR2', onSignal); // a handler, so the signal interrupts instead of killing
+  // Signals every 5 ms from another process while this thread is blocked in the wait.
+  const storm = spawn('sh', ['-c', `i=0; while [ $i -lt 40 ]; do kill -USR2 ${process.pid} || exit 0; sleep 0.005; i=$((i+1)); done`], { stdio: 'ignore' });
+  try {
+    let fired = 0;
+    loop.timer(0, () => fired++).add(120);
+    const start = performance.now();
+    let iterations = 0;
+    let errors = 0;
+    while (fired === 0 && performance.now() - start < 3000) {
+      try {
+        await iterate(loop);
+      } catch {
+        errors++;
+      }
+      iterations++;
+    }
+    assert.is(errors, 0);
+    assert.is(fired, 1, 'the timer fired');
+    assert.ok(performance.now() - start >= 119, 'and not early');
+    assert.ok(iterations > 1, `signals ended waits early (${iterations} iterations)`);
+  } finally {
+    storm.kill();
+    process.off('SIGUSR2', onSignal);
+    loop.close();
+  }
+});
+
+test.run();

@@ -1,0 +1,159 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { EV } from '../src/index.js';
+import { newLoop, iterate, iterateUntil, pipe, writeByte, closeAll } from './helpers.js';
+
+test.after.each(closeAll);
+
+function busyWait(ms: number): void {
+  const end = performance.now() + ms;
+  while (performance.now() < end);
+}
+
+test('a PERSIST timer is re-armed at now + frequency after it fires', async () => {
+  const loop = newLoop();
+  const fired: number[] = [];
+  const t = loop.timer(EV.PERSIST, (ev, which) => {
+    assert.is(which, EV.TIMEOUT);
+    assert.ok(ev.pending, 'a PERSIST timer stays pending in its callback');
+    fired.push(performance.now());
+  });
+  const start = performance.now();
+  t.add(15);
+  await iterateUntil(loop, () => fired.length === 3);
+  assert.ok(fired[0] - start >= 14.9, `first fire after ${fired[0] - start} ms`);
+  for (let i = 1; i < 3; i++) assert.ok(fired[i] - fired[i - 1] >= 14.9, `interval ${fired[i] - fired[i - 1]} ms`);
+  assert.ok(t.pending);
+  assert.is(t.del(), true);
+  assert.is(t.pending, false);
+  assert.is(await iterate(loop, 40), 0, 'a deleted timer never fires');
+  loop.close();
+});
+
+test('a one-shot timer is removed before its callback runs, which may add it again', async () => {
+  const loop = newLoop();
+  let fires = 0;
+  const t = loop.timer(0, (ev) => {
+    fires++;
+    assert.is(ev.pending, false, 'not pending inside its own callback');
+    assert.is(ev.del(), false, 'del() of a fired one-shot timer reports it was not pending');
+    if (fires < 3) ev.add(1);
+  });
+  t.add(1);
+  await iterateUntil(loop, () => fires === 3);
+  assert.is(t.pending, false);
+  assert.is(await iterate(loop, 20), 0);
+  assert.is(fires, 3);
+  loop.close();
+});
+
+test('timers due together are all collected first: a 0 ms re-add fires in the next iteration', async () => {
+  const loop = newLoop();
+  let fires = 0;
+  const t = loop.timer(0, (ev) => {
+    fires++;
+    ev.add(0);
+  });
+  t.add(0);
+  assert.is(await iterate(loop, 0), 1);
+  assert.is(fires, 1);
+  assert.is(await iterate(loop, 0), 1);
+  assert.is(fires, 2);
+  const p = loop.timer(EV.PERSIST, () => fires++).add(0);
+  fires = 0;
+  assert.is(await iterate(loop, 0), 2, 'a 0 ms PERSIST timer fires once per iteration, not forever');
+  p.del();
+  t.del();
+  loop.close();
+});
+
+test('due timers run in deadline order; equal frequencies in the order they were added', async () => {
+  const loop = newLoop();
+  const order: string[] = [];
+  const cb = (_ev: unknown, _w: number, name: string) => order.push(name);
+  loop.timer(0, cb, 'c30').add(30);
+  loop.timer(0, cb, 'a10').add(10);
+  loop.timer(0, cb, 'b20').add(20);
+  for (let i = 0; i < 20; i++) loop.timer(0, cb, `s${i}`).add(25);
+  busyWait(35);
+  assert.is(await iterate(loop, 0), 23);
+  assert.equal(order, ['a10', 'b20', ...Array.from({ length: 20 }, (_, i) => `s${i}`), 'c30']);
+  loop.close();
+});
+
+test('in one iteration fd callbacks run first, then due timers', async () => {
+  const loop = newLoop();
+  const order: string[] = [];
+  const [r, w] = pipe();
+  loop.timer(0, () => order.push('timer')).add(0);
+  loop.event(r, EV.READ, () => order.push('fd')).add();
+  writeByte(w);
+  busyWait(2);
+  assert.is(await iterate(loop, 0), 2);
+  assert.equal(order, ['fd', 'timer']);
+  loop.close();
+});
+
+test('adding a pending timer again reschedules it', async () => {
+  const loop = newLoop();
+  let fires = 0;
+  const t = loop.timer(0, () => fires++).add(10_000);
+  const start = performance.now();
+  t.add(10);
+  assert.ok(t.pending);
+  await iterateUntil(loop, () => fires === 1);
+  const took = performance.now() - start;
+  assert.ok(took < 1000, `rescheduled to 10 ms, fired after ${took} ms`);
+  assert.is(t.pending, false);
+  assert.is(await iterate(loop, 30), 0, 'rescheduling did not leave a second copy behind');
+  loop.close();
+});
+
+test('a timer deleted by an earlier callback of the same batch does not run', async () => {
+  const loop = newLoop();
+  const ran: string[] = [];
+  const b = loop.timer(0, () => ran.push('b'));
+  const a = loop.timer(0, () => {
+    ran.push('a');
+    assert.is(b.del(), true, 'b was still pending: its callback had not run');
+  });
+  a.add(1);
+  b.add(1);
+  busyWait(3);
+  await iterate(loop, 0);
+  assert.equal(ran, ['a']);
+  loop.close();
+});
+
+test('timeouts honour the nearest timer: runOnce() returns when it is due', async () => {
+  const loop = newLoop();
+  let fired = 0;
+  loop.timer(0, () => fired++).add(20);
+  const start = performance.now();
+  const n = await iterate(loop);
+  const took = performance.now() - start;
+  assert.is(n, 1);
+  assert.is(fired, 1);
+  assert.ok(took >= 19.9 && took < 500, `waited ${took} ms for a 20 ms timer`);
+  loop.close();
+});
+
+test('a quarter-million timers: memory grows and the loop keeps working', async () => {
+  const loop = newLoop();
+  const [r, w] = pipe();
+  let reads = 0;
+  loop.event(r, EV.READ, () => reads++).add();
+  const timers = [];
+  for (let i = 0; i < 250_000; i++) timers.push(loop.timer(0, () => {}).add(60_000 + i));
+  writeByte(w);
+  assert.is(await iterate(loop, 0), 1, 'the wait wrote its records into the grown memory');
+  assert.is(reads, 1);
+  for (const t of timers) assert.ok(t.del());
+  let fired = 0;
+  loop.timer(0, () => fired++).add(0);
+  await iterate(loop, 0);
+  assert.is(fired, 1);
+  loop.close();
+});
+
+test.run();
