@@ -55,21 +55,34 @@ function buildWasm() {
   run(process.execPath, [asc, 'assembly/index.ts', '--config', 'asconfig.json', '--target', 'release']);
 }
 
+// Public entry points: `evpoll` and `evpoll/net`.
+const entries = ['index', 'net'];
+
 async function buildJs() {
   if (!stale('dist/index.js', ['src'])) return;
   const esbuild = await import('esbuild');
-  const common = { entryPoints: [join(root, 'src/index.ts')], bundle: true, platform: 'node', target: 'node20', logLevel: 'warning' };
-  await esbuild.build({ ...common, format: 'esm', outfile: join(root, 'dist/index.js') });
-  // The CommonJS entry: the same bundle, with import.meta.url derived from __filename.
+  const common = { bundle: true, platform: 'node', target: 'node20', logLevel: 'warning' };
+  // ESM: shared chunks, so both entries use one copy of the loader state.
   await esbuild.build({
     ...common,
-    format: 'cjs',
-    outfile: join(root, 'dist/index.cjs'),
-    define: { 'import.meta.url': '__evpollModuleUrl' },
-    banner: { js: 'const __evpollModuleUrl = require("node:url").pathToFileURL(__filename).href;' },
+    entryPoints: entries.map((e) => join(root, `src/${e}.ts`)),
+    outdir: join(root, 'dist'),
+    format: 'esm',
+    splitting: true,
+    chunkNames: 'chunks/[name]-[hash]',
   });
-  const tsc = bin('typescript', 'bin/tsc');
-  run(process.execPath, [tsc, '-p', 'tsconfig.build.json']);
+  // CommonJS: one bundle per entry, import.meta.url derived from __filename.
+  for (const e of entries) {
+    await esbuild.build({
+      ...common,
+      entryPoints: [join(root, `src/${e}.ts`)],
+      outfile: join(root, `dist/${e}.cjs`),
+      format: 'cjs',
+      define: { 'import.meta.url': '__evpollModuleUrl' },
+      banner: { js: 'const __evpollModuleUrl = require("node:url").pathToFileURL(__filename).href;' },
+    });
+  }
+  run(process.execPath, [bin('typescript', 'bin/tsc'), '-p', 'tsconfig.build.json']);
 }
 
 const steps = wanted.length ? wanted : ['native', 'wasm', 'js'];

@@ -1,9 +1,23 @@
 import { fileURLToPath } from 'node:url';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 
-// Both dist/index.js and the compiled tests (.test-out/*.js) sit one level below the package root.
-export const packageRoot = fileURLToPath(new URL('..', import.meta.url));
+/**
+ * The package root: the nearest folder above this module whose package.json is evpoll's. The
+ * module may be dist/index.js, a shared chunk in dist/chunks/, or a compiled test in .test-out/.
+ */
+function findRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const manifest = join(dir, 'package.json');
+    if (existsSync(manifest) && JSON.parse(readFileSync(manifest, 'utf8')).name === 'evpoll') return dir;
+    const up = dirname(dir);
+    if (up === dir) throw new Error('evpoll: cannot find its package.json above ' + fileURLToPath(import.meta.url));
+    dir = up;
+  }
+}
+
+export const packageRoot = findRoot();
 
 /** The first of `candidates` (relative to the package root) that exists. */
 export function artefact(what: string, candidates: string[]): string {

@@ -1,0 +1,29 @@
+// The README's quick start runs as written, on the mechanism under test.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { readFileSync, writeFileSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { packageRoot } from '../src/paths.js';
+import { MECHANISM } from './helpers.js';
+
+test('the quick start prints three heartbeats and three reads, then returns', () => {
+  const readme = readFileSync(join(packageRoot, 'README.md'), 'utf8');
+  const code = /## Quick start[\s\S]*?```js\n([\s\S]*?)```/.exec(readme)?.[1];
+  assert.ok(code, 'the README has a quick start code block');
+  // Inside the package folder, 'evpoll' resolves to this package (self-reference).
+  const file = join(packageRoot, `.quickstart-${process.pid}.mjs`);
+  writeFileSync(file, code);
+  try {
+    const out = execFileSync(process.execPath, [file], {
+      env: { ...process.env, EVPOLL_MECHANISM: MECHANISM },
+      encoding: 'utf8',
+      timeout: 10_000,
+    });
+    assert.equal(out.trim().split('\n'), [1, 2, 3].flatMap((i) => [`heartbeat ${i} on ${MECHANISM}`, `read 6 bytes: beat ${i}`]));
+  } finally {
+    rmSync(file, { force: true });
+  }
+});
+
+test.run();
