@@ -10,10 +10,15 @@ export const EV = Object.freeze({
   EDGE: 8,
   WRITE: 16,
   ERROR: 32,
+  /**
+   * Asked only: several processes watching one listening fd are not all woken per connection
+   * (epoll's EPOLLEXCLUSIVE). Honoured where loop.supportExclusive; ignored elsewhere.
+   */
+  EXCLUSIVE: 128,
 } as const);
 
 /** Flags an fd event may be created with. */
-export const FD_EVENT_FLAGS = EV.READ | EV.WRITE | EV.PERSIST | EV.EDGE;
+export const FD_EVENT_FLAGS = EV.READ | EV.WRITE | EV.PERSIST | EV.EDGE | EV.EXCLUSIVE;
 /** Flags a timer may be created with (fd events always persist until del(); timers only with PERSIST). */
 export const TIMER_FLAGS = EV.PERSIST | EV.TIMEOUT;
 

@@ -41,6 +41,8 @@ export class EventLoop {
   readonly mechanism: string;
   /** Whether EV.EDGE is honoured; elsewhere edge events are level-triggered (fpm_event_support_edge_trigger). */
   readonly supportEdgeTrigger: boolean;
+  /** Whether EV.EXCLUSIVE is honoured (epoll's EPOLLEXCLUSIVE); elsewhere it is ignored. */
+  readonly supportExclusive: boolean;
   readonly maxFd: number;
 
   #backend: NativeBackend;
@@ -67,6 +69,7 @@ export class EventLoop {
     const m = resolveMechanism(options.mechanism);
     this.mechanism = m.name;
     this.supportEdgeTrigger = m.supportEdgeTrigger;
+    this.supportExclusive = m.name === 'epoll';
     this.maxFd = maxFd;
     this.#fdLimit = m.name === 'select' ? Math.min(maxFd, addon.FD_SETSIZE) : maxFd;
     this.#addSyscall = m.name === 'epoll' ? 'epoll_ctl' : 'fcntl';
@@ -83,7 +86,7 @@ export class EventLoop {
     this.#checkOpen();
     if (!isNonNegativeInteger(fd)) throw invalidArg(`fd must be an integer >= 0, got ${String(fd)}`);
     if (!isNonNegativeInteger(flags) || (flags & ~FD_EVENT_FLAGS) !== 0) {
-      throw invalidArg(`flags ${String(flags)} has bits an fd event cannot ask for (allowed: READ, WRITE, PERSIST, EDGE)`);
+      throw invalidArg(`flags ${String(flags)} has bits an fd event cannot ask for (allowed: READ, WRITE, PERSIST, EDGE, EXCLUSIVE)`);
     }
     if ((flags & (EV.READ | EV.WRITE)) === 0) throw invalidArg('an fd event needs EV.READ or EV.WRITE');
     if (typeof callback !== 'function') throw invalidArg('callback must be a function');
@@ -224,7 +227,7 @@ export class EventLoop {
     if (ev._slot >= 0) return; // a pending fd event stays as it is
     const fd = ev.fd;
     if (fd >= this.#fdLimit) throw this.#fdLimitError(fd);
-    const slot = core.watch(fd, ev.flags & (EV.READ | EV.WRITE | EV.EDGE));
+    const slot = core.watch(fd, ev.flags & (EV.READ | EV.WRITE | EV.EDGE | EV.EXCLUSIVE));
     this.#refreshViews();
     const op = core.lastOpKind();
     if (op === OP_ADD || op === OP_MODIFY) {
