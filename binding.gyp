@@ -9,6 +9,8 @@
       "sources": [
         "native/addon.cc",
         "native/fdops.cc",
+        "native/signals.cc",
+        "native/integrate.cc",
         "native/epoll.c",
         "native/poll.c",
         "native/select.c"
@@ -19,6 +21,10 @@
       "defines": [
         "NAPI_VERSION=8",
         "NAPI_DISABLE_CPP_EXCEPTIONS",
+        # A worker_thread being terminated refuses napi_throw: without this, a method called
+        # then (onReady's takeBatch, say) fails napi_unwrap and node-addon-api aborts the
+        # whole process trying to throw about it.
+        "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS",
         "NODE_ADDON_API_DISABLE_DEPRECATED"
       ],
       "cflags": ["-Wall", "-Wextra"],

@@ -1,4 +1,5 @@
 // N-API glue over the backend modules (backend.h). No policy here: arguments in, numbers out.
+// Integrated mode (startWatching and co.) is integrate.cc's; this file only forwards to it.
 // OS refusals come back as -errno numbers (the JS layer builds the error); only misuse throws
 // (TypeError, RangeError) and so does a failed constructor (a SystemError-shaped Error).
 //
@@ -12,9 +13,12 @@
 #include <cstring>
 #include <string>
 #include <sys/select.h>
+#include <unistd.h>
 
 #include "backend.h"
 #include "fdops.h"
+#include "signals.h"
+#include "integrate.h"
 
 namespace {
 
@@ -80,6 +84,37 @@ bool ArgTimeout(const Napi::CallbackInfo& info, size_t i, int* out) {
   return true;
 }
 
+// (buffer: ArrayBuffer, byteOffset, capacity) from argument i on: where records go. False with
+// a TypeError or RangeError pending when they do not describe room inside the buffer.
+bool ArgRecords(const Napi::CallbackInfo& info, size_t i, const char* method, evp_record** out,
+                int32_t* capacity) {
+  Napi::Env env = info.Env();
+  int64_t offset;
+  void* data;
+  size_t length;
+  // One call both checks the type and fetches the memory (napi_invalid_arg otherwise).
+  if (napi_get_arraybuffer_info(env, info[i], &data, &length) != napi_ok) {
+    Napi::TypeError::New(env, "buffer must be an ArrayBuffer").ThrowAsJavaScriptException();
+    return false;
+  }
+  if (!ArgInt64(info, i + 1, "byteOffset", &offset) ||
+      !ArgInt32(info, i + 2, "capacity", capacity)) {
+    return false;
+  }
+  // Records are written as aligned 32-bit words: the offset must keep them aligned.
+  if (offset < 0 || offset % 4 != 0 || *capacity < 1 ||
+      static_cast<uint64_t>(offset) + static_cast<uint64_t>(*capacity) * sizeof(evp_record) >
+          length) {
+    Napi::RangeError::New(env, std::string(method) +
+                                   ": byteOffset must be a multiple of 4 and capacity >= 1, "
+                                   "with byteOffset + capacity * 12 within the buffer")
+        .ThrowAsJavaScriptException();
+    return false;
+  }
+  *out = reinterpret_cast<evp_record*>(static_cast<char*>(data) + offset);
+  return true;
+}
+
 class Backend : public Napi::ObjectWrap<Backend> {
  public:
   static Napi::Function Define(Napi::Env env) {
@@ -93,6 +128,12 @@ class Backend : public Napi::ObjectWrap<Backend> {
                            InstanceMethod<&Backend::Remove>("remove"),
                            InstanceMethod<&Backend::Wait>("wait"),
                            InstanceMethod<&Backend::Close>("close"),
+                           InstanceMethod<&Backend::StartWatching>("startWatching"),
+                           InstanceMethod<&Backend::StopWatching>("stopWatching"),
+                           InstanceMethod<&Backend::TakeBatch>("takeBatch"),
+                           InstanceMethod<&Backend::Rearm>("rearm"),
+                           InstanceMethod<&Backend::Ref>("ref"),
+                           InstanceMethod<&Backend::Unref>("unref"),
                        });
   }
 
@@ -113,17 +154,42 @@ class Backend : public Napi::ObjectWrap<Backend> {
     if (!info[1].IsUndefined() && !ArgInt32(info, 1, "maxFd", &max_fd)) return;
     int err = 0;
     backend_ = module_->init(max_fd, &err);
-    if (backend_ == nullptr) SystemError(env, err, module_->init_syscall).ThrowAsJavaScriptException();
+    if (backend_ == nullptr) {
+      SystemError(env, err, module_->init_syscall).ThrowAsJavaScriptException();
+      return;
+    }
+    if (module_->snapshot != nullptr) {
+      // Integrated mode's helper thread is woken through it. Made now, not at startWatching:
+      // select needs it below FD_SETSIZE, and the fds opened later only go higher.
+      wake_fd_ = CreateWakeFd();
+      if (wake_fd_ < 0) {
+        SystemError(env, -wake_fd_, "eventfd").ThrowAsJavaScriptException();
+        Release();
+      }
+    }
   }
 
+  // Not reached while watching (the Watcher holds this object), except at the environment's
+  // teardown, whose cleanup hook has stopped the Watcher first.
   ~Backend() override { Release(); }
 
  private:
   void Release() {
+    if (watcher_ != nullptr) watcher_->Stop();  // joins the helper: it uses backend_
     if (backend_ != nullptr) {
       module_->clean(backend_);
       backend_ = nullptr;
     }
+    if (wake_fd_ >= 0) {
+      close(wake_fd_);
+      wake_fd_ = -1;
+    }
+  }
+
+  // A change of the registered set, serialised with the helper thread while watching.
+  template <typename Change>
+  int Apply(Change change) {
+    return watcher_ != nullptr ? watcher_->Apply(change) : change();
   }
 
   Napi::Value Name(const Napi::CallbackInfo& info) {
@@ -147,7 +213,7 @@ class Backend : public Napi::ObjectWrap<Backend> {
         !ArgUint32(info, 2, "gen", &gen)) {
       return Napi::Value();
     }
-    int r = backend_ ? op(backend_, fd, interest, gen) : -EBADF;
+    int r = backend_ ? Apply([&] { return op(backend_, fd, interest, gen); }) : -EBADF;
     return Napi::Number::New(info.Env(), r);
   }
 
@@ -158,51 +224,111 @@ class Backend : public Napi::ObjectWrap<Backend> {
   Napi::Value Remove(const Napi::CallbackInfo& info) {
     int32_t fd;
     if (!ArgInt32(info, 0, "fd", &fd)) return Napi::Value();
-    int r = backend_ ? module_->remove(backend_, fd) : -EBADF;
+    int r = backend_ ? Apply([&] { return module_->remove(backend_, fd); }) : -EBADF;
     return Napi::Number::New(info.Env(), r);
   }
 
   // wait(timeoutMs, buffer: ArrayBuffer, byteOffset, capacity) -> records written, or -errno.
   // The hot path: one call per loop iteration, no JS object allocated but the result number.
+  // While watching, only wait(0, ...) is allowed (-EBUSY otherwise): blocking would stall the
+  // very loop that is meant to go on running.
   Napi::Value Wait(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     int timeout;
     int32_t capacity;
-    int64_t offset;
-    void* data;
-    size_t length;
-    if (!ArgTimeout(info, 0, &timeout)) return Napi::Value();
-    // One call both checks the type and fetches the memory (napi_invalid_arg otherwise).
-    if (napi_get_arraybuffer_info(env, info[1], &data, &length) != napi_ok) {
-      Napi::TypeError::New(env, "buffer must be an ArrayBuffer").ThrowAsJavaScriptException();
-      return Napi::Value();
-    }
-    if (!ArgInt64(info, 2, "byteOffset", &offset) || !ArgInt32(info, 3, "capacity", &capacity)) {
-      return Napi::Value();
-    }
-    // Records are written as aligned 32-bit words: the offset must keep them aligned.
-    if (offset < 0 || offset % 4 != 0 || capacity < 1 ||
-        static_cast<uint64_t>(offset) + static_cast<uint64_t>(capacity) * sizeof(evp_record) >
-            length) {
-      Napi::RangeError::New(env,
-                            "wait: byteOffset must be a multiple of 4 and capacity >= 1, with "
-                            "byteOffset + capacity * 12 within the buffer")
-          .ThrowAsJavaScriptException();
+    evp_record* out;
+    if (!ArgTimeout(info, 0, &timeout) || !ArgRecords(info, 1, "wait", &out, &capacity)) {
       return Napi::Value();
     }
     if (backend_ == nullptr) return Napi::Number::New(env, -EBADF);
-    auto* out = reinterpret_cast<evp_record*>(static_cast<char*>(data) + offset);
-    return Napi::Number::New(env, module_->wait(backend_, timeout, out, capacity));
+    if (watcher_ == nullptr) {
+      return Napi::Number::New(env, module_->wait(backend_, timeout, out, capacity));
+    }
+    if (timeout != 0) return Napi::Number::New(env, -EBUSY);
+    // poll's wait drops the fds it finds closed: a change of the set, as far as the helper knows.
+    return Napi::Number::New(env, Apply([&] { return module_->wait(backend_, 0, out, capacity); }));
   }
 
-  // close(): releases the OS resources now; idempotent. Later calls return -EBADF.
+  // close(): stops watching and releases the OS resources now; idempotent. Later calls return
+  // -EBADF.
   Napi::Value Close(const Napi::CallbackInfo& info) {
     Release();
     return info.Env().Undefined();
   }
 
+  // startWatching(onReady: () => void): integrated mode. From now on onReady() is called, on
+  // this thread and with nextTick and microtasks drained after it, whenever the backend has or
+  // may have ready fds; it is expected to call takeBatch(), dispatch, then rearm(). Ref'd at
+  // first. Throws when already watching, closed, or the OS refuses (SystemError shape).
+  Napi::Value StartWatching(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsFunction()) {
+      Napi::TypeError::New(env, "onReady must be a function").ThrowAsJavaScriptException();
+      return Napi::Value();
+    }
+    if (backend_ == nullptr) {
+      SystemError(env, EBADF, "startWatching").ThrowAsJavaScriptException();
+      return Napi::Value();
+    }
+    if (watcher_ != nullptr) {
+      Napi::Error::New(env, "startWatching: already watching; stopWatching() first")
+          .ThrowAsJavaScriptException();
+      return Napi::Value();
+    }
+    int err = 0;
+    const char* syscall = "startWatching";
+    if (Watcher::Start(env, info.This(), info[0], module_, backend_, wake_fd_, &watcher_, &err,
+                       &syscall) == nullptr) {
+      SystemError(env, -err, syscall).ThrowAsJavaScriptException();
+      return Napi::Value();
+    }
+    return env.Undefined();
+  }
+
+  // stopWatching(): no onReady() after this, and blocking wait() works again. Idempotent.
+  Napi::Value StopWatching(const Napi::CallbackInfo& info) {
+    if (watcher_ != nullptr) watcher_->Stop();
+    return info.Env().Undefined();
+  }
+
+  // takeBatch(buffer: ArrayBuffer, byteOffset, capacity) -> records written (0: none), or
+  // -errno. Never blocks: epoll waits with a zero timeout; poll and select hand out what their
+  // helper thread found, keeping what does not fit for the next call, or with nothing found
+  // yet wait with a zero timeout too. Not watching: as wait(0, ...).
+  Napi::Value TakeBatch(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    int32_t capacity;
+    evp_record* out;
+    if (!ArgRecords(info, 0, "takeBatch", &out, &capacity)) return Napi::Value();
+    if (backend_ == nullptr) return Napi::Number::New(env, -EBADF);
+    int n = watcher_ != nullptr ? watcher_->TakeBatch(out, capacity)
+                                : module_->wait(backend_, 0, out, capacity);
+    return Napi::Number::New(env, n);
+  }
+
+  // rearm(): the batch has been handled; poll and select may wait again (onReady() comes
+  // again at once if records are still untaken). A no-op for epoll and when not watching.
+  Napi::Value Rearm(const Napi::CallbackInfo& info) {
+    if (watcher_ != nullptr) watcher_->Rearm();
+    return info.Env().Undefined();
+  }
+
+  // ref() / unref(): whether watching keeps the process (or worker) alive, as for Node's
+  // handles. No-ops when not watching; each startWatching() begins ref'd.
+  Napi::Value Ref(const Napi::CallbackInfo& info) {
+    if (watcher_ != nullptr) watcher_->SetRef(true);
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Unref(const Napi::CallbackInfo& info) {
+    if (watcher_ != nullptr) watcher_->SetRef(false);
+    return info.Env().Undefined();
+  }
+
   const evp_module* module_ = nullptr;
   evp_backend* backend_ = nullptr;
+  int wake_fd_ = -1;            // poll, select: the helper thread's wake-up eventfd
+  Watcher* watcher_ = nullptr;  // while watching; cleared by Watcher::Stop()
 };
 
 // mechanisms() -> [{ name, supportEdgeTrigger, available }] in order of preference.
@@ -225,6 +351,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("FD_SETSIZE", Napi::Number::New(env, FD_SETSIZE));
   exports.Set("Backend", Backend::Define(env));
   RegisterFdOps(env, exports);
+  RegisterSignals(env, exports);
   return exports;
 }
 

@@ -8,7 +8,8 @@
  * - All state lives in its evp_backend (worker_threads load the addon several times in one
  *   process, so no module-static mutable data).
  * - No N-API: `wait` may run on a helper thread. A backend is not itself thread-safe; the
- *   caller serialises calls on one evp_backend.
+ *   caller serialises calls on one evp_backend. The one exception is `snapshot_wait`, which
+ *   touches only its snapshot and so may run while the backend is being changed.
  * - Errors are returned as -errno, never thrown or printed.
  */
 #ifndef EVPOLL_BACKEND_H
@@ -56,7 +57,8 @@ static inline void evp_put_record(evp_record *r, int fd, uint32_t gen, int reven
   r->revents = (int32_t)htole32((uint32_t)revents);
 }
 
-typedef struct evp_backend evp_backend; /* opaque, one per backend kind */
+typedef struct evp_backend evp_backend;   /* opaque, one per backend kind */
+typedef struct evp_snapshot evp_snapshot; /* opaque: a copy of a backend's registered set */
 
 typedef struct evp_module {
   const char *name;
@@ -82,6 +84,30 @@ typedef struct evp_module {
   int (*remove)(evp_backend *b, int fd);
   /* An fd that becomes readable when `wait` would return events (epoll's), or -1. */
   int (*pollable_fd)(evp_backend *b);
+
+  /*
+   * Integrated mode for backends without a pollable fd (poll, select; NULL for epoll): a
+   * helper thread waits on a copy of the registered set while the live set goes on changing on
+   * the JS thread, which applies the results afterwards.
+   *
+   * snapshot: copies the registered set plus `wake_fd` (watched for reading; below FD_SETSIZE
+   * for select) into *s, allocating it when *s is NULL and reusing it otherwise. Returns the
+   * most records a snapshot_wait on it can write (>= 1), or -errno.
+   */
+  int (*snapshot)(evp_backend *b, evp_snapshot **s, int wake_fd);
+  /*
+   * Waits forever on the copy and writes one record per ready fd, as `wait` does (capacity is
+   * what `snapshot` returned), except for wake_fd, which only sets *woken. Returns the count,
+   * 0 on EINTR, or -errno. An INVALID fd is still registered afterwards: the caller passes the
+   * record to `forget`.
+   */
+  int (*snapshot_wait)(evp_snapshot *s, evp_record *out, int capacity, int *woken);
+  void (*snapshot_free)(evp_snapshot *s);
+  /*
+   * Drops fd if it is still registered with generation gen: what `wait` does itself for an
+   * INVALID fd. A different generation means it was registered again meanwhile: kept.
+   */
+  void (*forget)(evp_backend *b, int fd, uint32_t gen);
 } evp_module;
 
 extern const evp_module evp_epoll_module;

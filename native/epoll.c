@@ -157,4 +157,5 @@ const evp_module evp_epoll_module = {
     .modify = epoll_modify,
     .remove = epoll_remove,
     .pollable_fd = epoll_pollable_fd,
+    /* No snapshot functions: in integrated mode libuv polls epfd itself. */
 };

@@ -138,6 +138,15 @@ static int poll_remove(evp_backend *b, int fd) {
   return 0;
 }
 
+static int poll_revents_of(short ev) {
+  int revents = 0;
+  if (ev & POLLIN) revents |= EVP_REV_READ;
+  if (ev & POLLOUT) revents |= EVP_REV_WRITE;
+  if (ev & (POLLERR | POLLHUP)) revents |= EVP_REV_HUP;
+  if (ev & POLLNVAL) revents |= EVP_REV_INVALID;
+  return revents;
+}
+
 static int poll_wait(evp_backend *b, int timeout_ms, evp_record *out, int capacity) {
   if (capacity < 1) return -EINVAL;
   int n = poll(b->fds, (nfds_t)b->nfds, timeout_ms < 0 ? -1 : timeout_ms);
@@ -155,12 +164,7 @@ static int poll_wait(evp_backend *b, int timeout_ms, evp_record *out, int capaci
     short ev = b->fds[i].revents;
     if (ev == 0) continue;
     n--;
-    int revents = 0;
-    if (ev & POLLIN) revents |= EVP_REV_READ;
-    if (ev & POLLOUT) revents |= EVP_REV_WRITE;
-    if (ev & (POLLERR | POLLHUP)) revents |= EVP_REV_HUP;
-    if (ev & POLLNVAL) revents |= EVP_REV_INVALID;
-    evp_put_record(&out[count++], b->fds[i].fd, b->gens[i], revents);
+    evp_put_record(&out[count++], b->fds[i].fd, b->gens[i], poll_revents_of(ev));
   }
   b->start = n > 0 ? (start + k) % nfds : start;
 
@@ -181,6 +185,71 @@ static int poll_pollable_fd(evp_backend *b) {
   return -1;
 }
 
+/* The registered entries, then the wake fd at fds[nfds]. */
+struct evp_snapshot {
+  struct pollfd *fds;
+  uint32_t *gens;
+  int nfds, cap; /* registered entries copied; entries allocated (wake fd included) */
+};
+
+static void poll_snapshot_free(evp_snapshot *s) {
+  if (s == NULL) return;
+  free(s->fds);
+  free(s->gens);
+  free(s);
+}
+
+static int poll_snapshot(evp_backend *b, evp_snapshot **sp, int wake_fd) {
+  evp_snapshot *s = *sp;
+  if (s == NULL) {
+    s = calloc(1, sizeof *s);
+    if (s == NULL) return -ENOMEM;
+    *sp = s;
+  }
+  if (b->nfds + 1 > s->cap) {
+    int cap = b->cap + 1; /* the backend's own size: one allocation per doubling of it */
+    struct pollfd *fds = realloc(s->fds, (size_t)cap * sizeof *fds);
+    if (fds == NULL) return -ENOMEM;
+    s->fds = fds; /* as in poll_reserve_entry: cap only grows once both have */
+    uint32_t *gens = realloc(s->gens, (size_t)cap * sizeof *gens);
+    if (gens == NULL) return -ENOMEM;
+    s->gens = gens;
+    s->cap = cap;
+  }
+  memcpy(s->fds, b->fds, (size_t)b->nfds * sizeof *s->fds);
+  memcpy(s->gens, b->gens, (size_t)b->nfds * sizeof *s->gens);
+  s->nfds = b->nfds;
+  s->fds[s->nfds].fd = wake_fd;
+  s->fds[s->nfds].events = POLLIN;
+  s->fds[s->nfds].revents = 0;
+  return s->nfds > 0 ? s->nfds : 1;
+}
+
+static int poll_snapshot_wait(evp_snapshot *s, evp_record *out, int capacity, int *woken) {
+  *woken = 0;
+  int n = poll(s->fds, (nfds_t)s->nfds + 1, -1);
+  if (n < 0) return errno == EINTR ? 0 : -errno;
+  if (s->fds[s->nfds].revents != 0) {
+    *woken = 1;
+    n--;
+  }
+  /* capacity covers every entry, so no rotation is needed: all ready ones fit. */
+  int count = 0;
+  for (int i = 0; i < s->nfds && n > 0 && count < capacity; i++) {
+    short ev = s->fds[i].revents;
+    if (ev == 0) continue;
+    n--;
+    evp_put_record(&out[count++], s->fds[i].fd, s->gens[i], poll_revents_of(ev));
+  }
+  return count;
+}
+
+static void poll_forget(evp_backend *b, int fd, uint32_t gen) {
+  if (fd >= 0 && fd < b->npos && b->pos[fd] >= 0 && b->gens[b->pos[fd]] == gen) {
+    poll_drop_entry(b, b->pos[fd]);
+  }
+}
+
 const evp_module evp_poll_module = {
     .name = "poll",
     .support_edge_trigger = 0,
@@ -193,4 +262,8 @@ const evp_module evp_poll_module = {
     .modify = poll_modify,
     .remove = poll_remove,
     .pollable_fd = poll_pollable_fd,
+    .snapshot = poll_snapshot,
+    .snapshot_wait = poll_snapshot_wait,
+    .snapshot_free = poll_snapshot_free,
+    .forget = poll_forget,
 };

@@ -76,19 +76,33 @@ static int select_remove(evp_backend *b, int fd) {
   return 0;
 }
 
+/* The fds of `used` that are closed (fcntl says EBADF), each as an INVALID record. */
+static int select_find_invalid(const unsigned char *used, const uint32_t *gens, int max_fd,
+                               evp_record *out, int capacity) {
+  int count = 0;
+  for (int fd = 0; fd <= max_fd && count < capacity; fd++) {
+    if (!used[fd] || fcntl(fd, F_GETFD) >= 0 || errno != EBADF) continue;
+    evp_put_record(&out[count++], fd, gens[fd], EVP_REV_INVALID);
+  }
+  return count;
+}
+
 /*
  * select() failed with EBADF: one or more registered fds were closed behind our back, and
  * select() does not say which. Find them, report each INVALID and drop it. Those beyond
  * `capacity` stay registered: the next select() fails again and reports them then.
  */
 static int select_report_invalid(evp_backend *b, evp_record *out, int capacity) {
-  int count = 0;
-  for (int fd = 0; fd <= b->max_fd && count < capacity; fd++) {
-    if (!b->used[fd] || fcntl(fd, F_GETFD) >= 0 || errno != EBADF) continue;
-    evp_put_record(&out[count++], fd, b->gens[fd], EVP_REV_INVALID);
-    select_drop(b, fd);
-  }
+  int count = select_find_invalid(b->used, b->gens, b->max_fd, out, capacity);
+  for (int i = 0; i < count; i++) select_drop(b, (int)le32toh((uint32_t)out[i].fd));
   return count;
+}
+
+static int select_revents_of(int fd, const fd_set *readfds, const fd_set *writefds) {
+  int revents = 0;
+  if (FD_ISSET(fd, readfds)) revents |= EVP_REV_READ;
+  if (FD_ISSET(fd, writefds)) revents |= EVP_REV_WRITE;
+  return revents;
 }
 
 static int select_wait(evp_backend *b, int timeout_ms, evp_record *out, int capacity) {
@@ -116,16 +130,10 @@ static int select_wait(evp_backend *b, int timeout_ms, evp_record *out, int capa
   int count = 0, k;
   for (k = 0; k < span && n > 0 && count < capacity; k++) {
     int fd = start + k < span ? start + k : start + k - span;
-    int revents = 0;
-    if (FD_ISSET(fd, &readfds)) {
-      revents |= EVP_REV_READ;
-      n--;
-    }
-    if (FD_ISSET(fd, &writefds)) {
-      revents |= EVP_REV_WRITE;
-      n--;
-    }
-    if (revents) evp_put_record(&out[count++], fd, b->gens[fd], revents);
+    int revents = select_revents_of(fd, &readfds, &writefds);
+    if (revents == 0) continue;
+    n -= (revents & EVP_REV_READ ? 1 : 0) + (revents & EVP_REV_WRITE ? 1 : 0);
+    evp_put_record(&out[count++], fd, b->gens[fd], revents);
   }
   b->start = n > 0 ? (start + k) % span : start;
   return count;
@@ -134,6 +142,67 @@ static int select_wait(evp_backend *b, int timeout_ms, evp_record *out, int capa
 static int select_pollable_fd(evp_backend *b) {
   (void)b;
   return -1;
+}
+
+/* The sets and per-fd arrays, of which only [0, max_fd] is copied. */
+struct evp_snapshot {
+  fd_set readfds, writefds;
+  int max_fd, wake_fd;
+  unsigned char used[FD_SETSIZE];
+  uint32_t gens[FD_SETSIZE];
+};
+
+static void select_snapshot_free(evp_snapshot *s) { free(s); }
+
+static int select_snapshot(evp_backend *b, evp_snapshot **sp, int wake_fd) {
+  /* FD_SET on it below would write outside the fd_set. */
+  if (wake_fd < 0 || wake_fd >= FD_SETSIZE) return -ERANGE;
+  evp_snapshot *s = *sp;
+  if (s == NULL) {
+    s = malloc(sizeof *s);
+    if (s == NULL) return -ENOMEM;
+    *sp = s;
+  }
+  s->readfds = b->readfds;
+  s->writefds = b->writefds;
+  s->max_fd = b->max_fd;
+  s->wake_fd = wake_fd;
+  memcpy(s->used, b->used, (size_t)(b->max_fd + 1) * sizeof *s->used);
+  memcpy(s->gens, b->gens, (size_t)(b->max_fd + 1) * sizeof *s->gens);
+  return b->max_fd + 1 > 0 ? b->max_fd + 1 : 1;
+}
+
+static int select_snapshot_wait(evp_snapshot *s, evp_record *out, int capacity, int *woken) {
+  *woken = 0;
+  fd_set readfds = s->readfds, writefds = s->writefds;
+  FD_SET(s->wake_fd, &readfds);
+  int nfds = (s->max_fd > s->wake_fd ? s->max_fd : s->wake_fd) + 1;
+  int n = select(nfds, &readfds, &writefds, NULL, NULL);
+  if (n < 0) {
+    if (errno == EINTR) return 0;
+    /* The live set is the caller's: report only, forget() drops them there. */
+    if (errno == EBADF) return select_find_invalid(s->used, s->gens, s->max_fd, out, capacity);
+    return -errno;
+  }
+  if (FD_ISSET(s->wake_fd, &readfds)) {
+    *woken = 1;
+    n--;
+    /* Watched for reading only, so it counted once. */
+    FD_CLR(s->wake_fd, &readfds);
+  }
+  /* capacity covers every fd up to max_fd, so no rotation is needed: all ready ones fit. */
+  int count = 0;
+  for (int fd = 0; fd <= s->max_fd && n > 0 && count < capacity; fd++) {
+    int revents = select_revents_of(fd, &readfds, &writefds);
+    if (revents == 0) continue;
+    n -= (revents & EVP_REV_READ ? 1 : 0) + (revents & EVP_REV_WRITE ? 1 : 0);
+    evp_put_record(&out[count++], fd, s->gens[fd], revents);
+  }
+  return count;
+}
+
+static void select_forget(evp_backend *b, int fd, uint32_t gen) {
+  if (fd >= 0 && fd < FD_SETSIZE && b->used[fd] && b->gens[fd] == gen) select_drop(b, fd);
 }
 
 const evp_module evp_select_module = {
@@ -148,4 +217,8 @@ const evp_module evp_select_module = {
     .modify = select_modify,
     .remove = select_remove,
     .pollable_fd = select_pollable_fd,
+    .snapshot = select_snapshot,
+    .snapshot_wait = select_snapshot_wait,
+    .snapshot_free = select_snapshot_free,
+    .forget = select_forget,
 };
