@@ -6,7 +6,8 @@ export type EvpollErrorCode =
   | 'ERR_EVPOLL_MECHANISM_UNAVAILABLE'
   | 'ERR_EVPOLL_FD_LIMIT'
   | 'ERR_EVPOLL_CLOSED'
-  | 'ERR_EVPOLL_REENTRANT';
+  | 'ERR_EVPOLL_REENTRANT'
+  | 'ERR_EVPOLL_BUSY';
 
 /** Every refusal of evpoll's own; OS refusals are SystemError-shaped instead (see systemError). */
 export class EvpollError extends Error {

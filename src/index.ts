@@ -3,3 +3,4 @@ export { EventLoop, type EventLoopOptions } from './loop.js';
 export { Event, type EventCallback } from './event.js';
 export { mechanisms, type Mechanism } from './mechanisms.js';
 export { EvpollError, type EvpollErrorCode, type SystemError } from './errors.js';
+export { SignalEvent, signalNames, type SignalName } from './signals.js';

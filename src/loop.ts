@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import { debuglog } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { EV, FD_EVENT_FLAGS, TIMER_FLAGS, OP_ADD, OP_MODIFY, OP_REMOVE } from './flags.js';
@@ -6,6 +7,8 @@ import { Event, type EventCallback } from './event.js';
 import { resolveMechanism } from './mechanisms.js';
 import { addon, type NativeBackend } from './native.js';
 import { instantiateCore, type CoreExports } from './core.js';
+import { SignalSet, type SignalEvent, type SignalName } from './signals.js';
+import { read } from './net.js';
 
 const debug = debuglog('evpoll');
 
@@ -14,6 +17,12 @@ export interface EventLoopOptions {
   mechanism?: string;
   /** fds at or above this are refused at add() (FPM's max_fd). Default 1048576. */
   maxFd?: number;
+  /**
+   * The monotonic clock timers run on, in ms. Default performance.now. A test can pass a
+   * clock it advances by hand, to make timer behaviour exact (runOnce(0) then never waits
+   * on a timer, only polls).
+   */
+  clock?: () => number;
 }
 
 const DEFAULT_MAX_FD = 1 << 20;
@@ -36,7 +45,7 @@ function checkTimeout(ms: unknown, what: string): number {
  * (which writes ready records straight into the core's memory), and the core's collect (which
  * turns records and due timers into a dispatch list); then the callbacks run.
  */
-export class EventLoop {
+export class EventLoop extends EventEmitter {
   /** The backend's name (fpm_event_machanism_name). */
   readonly mechanism: string;
   /** Whether EV.EDGE is honoured; elsewhere edge events are level-triggered (fpm_event_support_edge_trigger). */
@@ -58,14 +67,30 @@ export class EventLoop {
   #running = false;
   #stopRequested = false;
   #closed = false;
+  /** Integrated mode (start()): riding on Node's event loop. */
+  #started = false;
+  #refed = true;
+  /** Whether the native watcher and the Node timer currently keep the process alive. */
+  #keepingAlive = false;
+  #timer: NodeJS.Timeout | undefined;
+  /** performance.now() at which #timer fires, or Infinity. */
+  #timerAt = Infinity;
+  #continuation: NodeJS.Immediate | undefined;
+  /** @internal Test hook: called after each batch dispatched in integrated mode. */
+  _afterBatch: ((ran: number) => void) | undefined;
+  #signals: SignalSet | undefined;
+  #now: () => number;
   #fdLimit: number;
   #addSyscall: string;
   #waitSyscall: string;
 
   constructor(options: EventLoopOptions = {}) {
+    super();
     if (options === null || typeof options !== 'object') throw invalidArg('options must be an object');
     const maxFd = options.maxFd ?? DEFAULT_MAX_FD;
     if (!isNonNegativeInteger(maxFd) || maxFd < 1) throw invalidArg(`maxFd must be a positive integer, got ${String(maxFd)}`);
+    if (options.clock !== undefined && typeof options.clock !== 'function') throw invalidArg('clock must be a function returning ms');
+    this.#now = options.clock ?? (() => performance.now());
     const m = resolveMechanism(options.mechanism);
     this.mechanism = m.name;
     this.supportEdgeTrigger = m.supportEdgeTrigger;
@@ -103,11 +128,23 @@ export class EventLoop {
     return new Event<A>(this, -1, flags, callback, arg as A);
   }
 
+  /**
+   * Watches a signal: FPM's self-pipe, so it works in run() (a blocked loop hears it) and in
+   * start(). Returns the Event already added; its callback gets (ev, EV.READ, name); del()
+   * stops watching (the last del() of a signal puts its previous handler back). Every signal
+   * sent is seen at least once; the kernel may merge signals sent close together.
+   */
+  signal(name: SignalName, callback: EventCallback<SignalName>): SignalEvent {
+    this.#checkOpen();
+    this.#signals ??= new SignalSet(this, read);
+    return this.#signals.create(name, callback).add();
+  }
+
   /** One iteration: wait at most `timeoutMs` (default: until the nearest timer), dispatch; returns callbacks run. */
   runOnce(timeoutMs?: number): number {
     this.#checkOpen();
     if (timeoutMs !== undefined) checkTimeout(timeoutMs, 'timeoutMs');
-    if (this.#running) throw new EvpollError('ERR_EVPOLL_REENTRANT', 'runOnce()/run() called from inside a callback of the same loop');
+    this.#checkIdle('runOnce()');
     this.#running = true;
     try {
       return this.#iterate(timeoutMs);
@@ -119,7 +156,7 @@ export class EventLoop {
   /** fpm_event_loop: iterate until stop() is called or nothing is registered. */
   run(): void {
     this.#checkOpen();
-    if (this.#running) throw new EvpollError('ERR_EVPOLL_REENTRANT', 'run()/runOnce() called from inside a callback of the same loop');
+    this.#checkIdle('run()');
     this.#running = true;
     this.#stopRequested = false;
     try {
@@ -132,15 +169,62 @@ export class EventLoop {
     }
   }
 
-  /** Makes run() return once the current iteration's callbacks have run. */
+  /**
+   * run(): makes it return once the current iteration's callbacks have run. start(): detaches
+   * the loop from Node's event loop (registrations stay; start() or run() again later).
+   */
   stop(): void {
     this.#checkOpen();
     this.#stopRequested = true;
+    if (this.#started) this.#detach();
+  }
+
+  /**
+   * Integrated mode: the loop rides on Node's own event loop, so Node's timers, I/O,
+   * child_process and signal handlers keep working while evpoll dispatches. epoll's own fd is
+   * watched by libuv; poll and select wait on a helper thread that hands each batch over and
+   * waits for it to be handled before polling again. The nearest evpoll timer drives one Node
+   * timer. A callback that throws is emitted as 'error' if the loop has listeners, else it is
+   * an uncaught exception.
+   */
+  start(): this {
+    this.#checkOpen();
+    if (this.#started) return this;
+    if (this.#running) throw new EvpollError('ERR_EVPOLL_BUSY', 'start() called while run()/runOnce() is driving the loop');
+    this.#started = true;
+    this.#backend.startWatching(() => this.#pump());
+    this.#keepingAlive = true; // the watcher starts ref'd
+    this.#afterChange();
+    // Entries left by a callback that threw while detached, or timers already due.
+    this.#scheduleContinuation();
+    debug('started (integrated mode)');
+    return this;
+  }
+
+  /** Whether start() is in effect. */
+  get started(): boolean {
+    return this.#started;
+  }
+
+  /** As Node's handles: a ref'd started loop with something registered keeps the process alive (the default). */
+  ref(): this {
+    this.#refed = true;
+    this.#afterChange();
+    return this;
+  }
+
+  /** An unref'd loop does not keep the process alive on its own. */
+  unref(): this {
+    this.#refed = false;
+    this.#afterChange();
+    return this;
   }
 
   /** FPM's clean: releases the backend (its fd) and every registration; the loop is unusable after. */
   close(): void {
     if (this.#closed) return;
+    if (this.#started) this.#detach();
+    this.#signals?.close();
     this.#closed = true;
     for (const ev of this.#events) if (ev) ev._slot = -1;
     this.#events = [];
@@ -157,6 +241,104 @@ export class EventLoop {
     if (this.#closed) throw new EvpollError('ERR_EVPOLL_CLOSED', 'the event loop is closed');
   }
 
+  /** @internal */
+  _checkOpen(): void {
+    this.#checkOpen();
+  }
+
+  #checkIdle(what: string): void {
+    if (this.#running) throw new EvpollError('ERR_EVPOLL_REENTRANT', `${what} called from inside a callback of the same loop`);
+    if (this.#started) throw new EvpollError('ERR_EVPOLL_BUSY', `${what} called while the loop is started (integrated mode); stop() it first`);
+  }
+
+  #detach(): void {
+    this.#started = false;
+    this.#backend.stopWatching();
+    this.#keepingAlive = false;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#timerAt = Infinity;
+    if (this.#continuation) clearImmediate(this.#continuation);
+    this.#continuation = undefined;
+    debug('stopped (integrated mode)');
+  }
+
+  /**
+   * Integrated mode, after anything that may change the nearest deadline or whether the loop
+   * has anything registered: arm the Node timer (only ever earlier: a timer that fires with
+   * nothing due just re-arms) and keep the process alive only while ref'd with work.
+   */
+  #afterChange(): void {
+    if (!this.#started) return;
+    const core = this.#core;
+    const alive = this.#refed && core.pendingCount() > 0;
+    if (alive !== this.#keepingAlive) {
+      this.#keepingAlive = alive;
+      if (alive) this.#backend.ref();
+      else this.#backend.unref();
+    }
+    const now = this.#now();
+    const timeout = core.nextTimeout(now);
+    if (timeout >= 0 && now + timeout < this.#timerAt) {
+      if (this.#timer) clearTimeout(this.#timer);
+      this.#timerAt = now + timeout;
+      // libuv's clock is cached per turn in whole ms: this may fire a little early, and then
+      // collect() finds nothing due and the timer is simply armed again.
+      this.#timer = setTimeout(this.#onTimer, timeout);
+    }
+    if (this.#timer) {
+      if (alive) this.#timer.ref();
+      else this.#timer.unref();
+    }
+  }
+
+  #onTimer = (): void => {
+    this.#timer = undefined;
+    this.#timerAt = Infinity;
+    this.#pump();
+  };
+
+  #scheduleContinuation(): void {
+    if (this.#continuation || !this.#started) return;
+    this.#continuation = setImmediate(() => {
+      this.#continuation = undefined;
+      this.#pump();
+    });
+  }
+
+  /** Integrated mode: one batch — whatever is ready now (never blocking) plus due timers. */
+  #pump(): void {
+    if (!this.#started || this.#running) return;
+    this.#running = true;
+    let ran = 0;
+    try {
+      if (this.#next < this.#length) {
+        ran = this.#dispatch();
+      } else {
+        ran = this.#gather((buffer, offset, capacity) => this.#backend.takeBatch(buffer, offset, capacity));
+      }
+    } catch (err) {
+      // The rest of the batch stays queued (as after a throw in runOnce()) and runs on the
+      // next turn of Node's loop.
+      this.#running = false;
+      this.#scheduleContinuation();
+      this.#afterBatch(ran);
+      if (this.listenerCount('error') > 0) this.emit('error', err);
+      else throw err;
+      return;
+    }
+    this.#running = false;
+    this.#afterBatch(ran);
+  }
+
+  #afterBatch(ran: number): void {
+    if (this.#started && !this.#closed) {
+      this.#backend.rearm();
+      this.#afterChange();
+    }
+    this._afterBatch?.(ran);
+  }
+
   /** After any core call that can grow its memory: views of the old buffer are detached. */
   #refreshViews(): void {
     const buffer = this.#core.memory.buffer;
@@ -171,19 +353,25 @@ export class EventLoop {
     // active queue), so no readiness of an edge-triggered fd or due timer is lost.
     if (this.#next < this.#length) return this.#dispatch();
     const core = this.#core;
-    let timeout = core.nextTimeout(performance.now());
+    let timeout = core.nextTimeout(this.#now());
     if (timeoutMs !== undefined) {
       const cap = Math.min(Math.ceil(timeoutMs), MAX_TIMEOUT);
       timeout = timeout < 0 ? cap : Math.min(timeout, cap);
     } else if (timeout < 0 && core.pendingCount() === 0) {
       return 0; // nothing registered: waiting forever would never end
     }
+    return this.#gather((buffer, offset, capacity) => this.#backend.wait(timeout, buffer, offset, capacity));
+  }
+
+  /** Takes ready records from the backend into the core's memory, collects, dispatches. */
+  #gather(take: (buffer: ArrayBuffer, offset: number, capacity: number) => number): number {
+    const core = this.#core;
     const readyPtr = core.readyPtr();
     const capacity = core.readyCapacity();
     this.#refreshViews();
-    const count = this.#backend.wait(timeout, this.#buffer, readyPtr, capacity);
+    const count = take(this.#buffer, readyPtr, capacity);
     if (count < 0) throw systemError(count, this.#waitSyscall);
-    this.#length = core.collect(performance.now(), count);
+    this.#length = core.collect(this.#now(), count);
     this.#listBase = core.dispatchPtr() >> 2;
     this.#next = 0;
     if (count === capacity) core.growReady(); // a full wait may have left fds unreported
@@ -216,12 +404,16 @@ export class EventLoop {
     const ms = checkTimeout(timeoutMs, 'timeoutMs');
     const core = this.#core;
     if (ev.fd < 0) {
-      const now = performance.now();
-      if (ev._slot >= 0 && core.timerReschedule(ev._slot, now, ms)) return;
+      const now = this.#now();
+      if (ev._slot >= 0 && core.timerReschedule(ev._slot, now, ms)) {
+        if (this.#started && !this.#running) this.#afterChange();
+        return;
+      }
       if (ev._slot >= 0) this.#events[ev._slot] = undefined; // fired one-shot, callback not yet run
       ev._slot = core.timerAdd(now, ms, ev.flags);
       this.#events[ev._slot] = ev;
       this.#refreshViews();
+      if (this.#started && !this.#running) this.#afterChange();
       return;
     }
     if (ev._slot >= 0) return; // a pending fd event stays as it is
@@ -241,6 +433,7 @@ export class EventLoop {
     }
     ev._slot = slot;
     this.#events[slot] = ev;
+    if (this.#started && !this.#running) this.#afterChange();
   }
 
   /** @internal Event.del */
@@ -257,6 +450,7 @@ export class EventLoop {
       if (op === OP_REMOVE) this.#backend.remove(ev.fd);
       else if (op === OP_MODIFY) this.#backend.modify(ev.fd, core.lastOpInterest(), core.lastOpGen() >>> 0);
     }
+    if (this.#started && !this.#running) this.#afterChange();
     return true;
   }
 

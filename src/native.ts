@@ -13,6 +13,15 @@ export interface NativeBackend {
   /** Waits, writes (fd, gen, revents) int32 records at byteOffset; count, or -errno. */
   wait(timeoutMs: number, buffer: ArrayBuffer, byteOffset: number, capacity: number): number;
   close(): void;
+  /** Integrated mode: call onReady (via napi_make_callback) whenever the backend may have ready fds. */
+  startWatching(onReady: () => void): void;
+  stopWatching(): void;
+  /** Integrated mode: the ready records gathered so far, never blocking; count or -errno. */
+  takeBatch(buffer: ArrayBuffer, byteOffset: number, capacity: number): number;
+  /** Integrated mode: the batch has been handled; the backend may wait again. */
+  rearm(): void;
+  ref(): void;
+  unref(): void;
 }
 
 export interface NativeMechanism {

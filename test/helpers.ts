@@ -12,9 +12,36 @@ export function newLoop(options: EventLoopOptions = {}): EventLoop {
   return new EventLoop({ mechanism: MECHANISM, ...options });
 }
 
-/** One iteration of `loop`, as the mode under test drives it; resolves to the callbacks run. */
-export async function iterate(loop: EventLoop, timeoutMs?: number): Promise<number> {
-  return loop.runOnce(timeoutMs);
+/** In integrated mode, how long "poll now" (timeout 0) gives the backend to report. */
+const START_MODE_GRACE_MS = 25;
+
+/**
+ * One iteration of `loop`, as the mode under test drives it; resolves to the callbacks run.
+ * run mode: runOnce(timeoutMs). start mode: start() the loop on Node's event loop, wait for
+ * the first batch that runs a callback (or until timeoutMs, at least a short grace for the
+ * backend to report), then stop() it again; a callback's exception rejects.
+ */
+export async function iterate(loop: EventLoop, timeoutMs?: number, graceMs = START_MODE_GRACE_MS): Promise<number> {
+  if (MODE !== 'start') return loop.runOnce(timeoutMs);
+  return new Promise<number>((resolve, reject) => {
+    let total = 0;
+    let timer: NodeJS.Timeout | undefined;
+    const finish = (settle: () => void) => {
+      loop._afterBatch = undefined;
+      loop.off('error', onError);
+      if (timer) clearTimeout(timer);
+      if (loop.started) loop.stop();
+      settle();
+    };
+    const onError = (err: unknown) => finish(() => reject(err));
+    loop.on('error', onError);
+    loop._afterBatch = (ran) => {
+      total += ran;
+      if (ran > 0) finish(() => resolve(total));
+    };
+    if (timeoutMs !== undefined) timer = setTimeout(() => finish(() => resolve(total)), Math.max(timeoutMs, graceMs));
+    loop.start();
+  });
 }
 
 const opened = new Set<number>();
@@ -85,6 +112,8 @@ export async function iterateUntil(loop: EventLoop, done: () => boolean, limitMs
     if (performance.now() > end) throw new Error(`condition not reached within ${limitMs} ms`);
     await iterate(loop, Math.max(0, Math.min(50, end - performance.now())));
     n++;
+    // A turn of Node's own loop too (child_process exits, Node timers), which run() mode blocks.
+    await new Promise((resolve) => setImmediate(resolve));
   }
   return n;
 }

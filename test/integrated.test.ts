@@ -1,0 +1,170 @@
+// Integrated mode: loop.start() rides on Node's event loop.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { EV } from '../src/index.js';
+import { packageRoot } from '../src/paths.js';
+import { MECHANISM, newLoop, pipe, writeByte, drain, closeAll, sleep, throwsCode } from './helpers.js';
+
+test.after.each(closeAll);
+
+/** Runs `code` (an ES module body with EventLoop, EV, net in scope) in a child node; returns its result. */
+function child(code: string, timeout = 10_000) {
+  const prelude = `import { EventLoop, EV } from ${JSON.stringify(join(packageRoot, 'dist/index.js'))};
+import * as net from ${JSON.stringify(join(packageRoot, 'dist/net.js'))};
+const MECHANISM = ${JSON.stringify(MECHANISM)};\n`;
+  const started = performance.now();
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', prelude + code], { encoding: 'utf8', timeout });
+  return { ...r, ms: performance.now() - started };
+}
+
+test('Node timers and I/O keep running while evpoll dispatches', async () => {
+  const loop = newLoop();
+  const [r, w] = pipe();
+  let reads = 0;
+  let nodeTicks = 0;
+  loop.event(r, EV.READ, () => { reads++; drain(r); }).add();
+  const beat = loop.timer(EV.PERSIST, () => writeByte(w)).add(5);
+  const iv = setInterval(() => nodeTicks++, 5);
+  loop.start();
+  assert.ok(loop.started);
+  await sleep(120);
+  clearInterval(iv);
+  loop.stop();
+  assert.not.ok(loop.started);
+  assert.ok(reads >= 5, `evpoll read ${reads} times`);
+  assert.ok(nodeTicks >= 5, `Node's interval ran ${nodeTicks} times`);
+  // Stopped: registrations stay, nothing is dispatched.
+  const before = reads;
+  await sleep(40);
+  assert.is(reads, before);
+  assert.ok(beat.pending);
+  assert.is(loop.runOnce(50) > 0, true, 'run mode works again after stop()');
+  loop.close();
+});
+
+test('a level-triggered fd left ready does not spin: one callback per handled batch, Node stays responsive', async () => {
+  const loop = newLoop();
+  const [r, w] = pipe();
+  writeByte(w);
+  let calls = 0;
+  loop.event(r, EV.READ, () => calls++).add();
+  let nodeTicks = 0;
+  const iv = setInterval(() => nodeTicks++, 2);
+  loop.start();
+  await sleep(100);
+  loop.stop();
+  clearInterval(iv);
+  assert.ok(calls > 0, 'the ready fd was dispatched');
+  assert.ok(nodeTicks >= 10, `Node's timers were not starved (${nodeTicks} ticks)`);
+  loop.close();
+});
+
+test('registrations made while started are seen: add, del, and timers rescheduled earlier', async () => {
+  const loop = newLoop();
+  loop.start();
+  const [r, w] = pipe();
+  let reads = 0;
+  const ev = loop.event(r, EV.READ, () => { reads++; drain(r); }).add();
+  writeByte(w);
+  await sleep(30);
+  assert.is(reads, 1);
+  ev.del();
+  writeByte(w);
+  await sleep(30);
+  assert.is(reads, 1, 'a deleted event is not dispatched');
+  let fired = 0;
+  const t = loop.timer(0, () => fired++).add(10_000);
+  t.add(5); // earlier than the Node timer already armed
+  await sleep(60);
+  assert.is(fired, 1);
+  loop.close();
+  assert.not.ok(loop.started);
+});
+
+test('a callback that throws is emitted as error when the loop has listeners; the rest of the batch still runs', async () => {
+  const loop = newLoop();
+  const errors: unknown[] = [];
+  loop.on('error', (e) => errors.push(e));
+  const ran: string[] = [];
+  loop.timer(0, () => { ran.push('a'); throw new Error('boom'); }).add(0);
+  loop.timer(0, () => ran.push('b')).add(0);
+  loop.start();
+  await sleep(30);
+  assert.is(errors.length, 1);
+  assert.match(String(errors[0]), /boom/);
+  assert.equal(ran, ['a', 'b']);
+  loop.close();
+});
+
+test('without error listeners a throwing callback is an uncaught exception', () => {
+  const r = child(`
+    process.on('uncaughtException', (e) => { console.log('uncaught:' + e.message); process.exit(0); });
+    const loop = new EventLoop({ mechanism: MECHANISM });
+    loop.timer(0, () => { throw new Error('kaboom'); }).add(1);
+    loop.start();
+  `);
+  assert.is(r.status, 0, r.stderr);
+  assert.match(r.stdout, /uncaught:kaboom/);
+});
+
+test('promise jobs and nextTicks queued by a callback run before the next batch', async () => {
+  const loop = newLoop();
+  const order: string[] = [];
+  const t = loop.timer(EV.PERSIST, () => {
+    order.push('cb');
+    Promise.resolve().then(() => order.push('micro'));
+    process.nextTick(() => order.push('tick'));
+    if (order.filter((x) => x === 'cb').length === 2) t.del();
+  }).add(2);
+  loop.start();
+  await sleep(40);
+  loop.close();
+  assert.equal(order, ['cb', 'tick', 'micro', 'cb', 'tick', 'micro']);
+});
+
+test('a ref\'d started loop with events keeps the process alive; unref() or nothing registered does not', () => {
+  const alive = child(`
+    const [r] = net.pipe();
+    const loop = new EventLoop({ mechanism: MECHANISM });
+    loop.event(r, EV.READ, () => {}).add();
+    loop.start();
+    setTimeout(() => { console.log('still alive'); process.exit(0); }, 300).unref();
+  `);
+  assert.is(alive.status, 0, alive.stderr);
+  assert.match(alive.stdout, /still alive/);
+
+  const unrefd = child(`
+    const [r] = net.pipe();
+    const loop = new EventLoop({ mechanism: MECHANISM });
+    loop.event(r, EV.READ, () => {}).add();
+    loop.start().unref();
+    setTimeout(() => { console.log('kept alive'); }, 2000).unref();
+  `);
+  assert.is(unrefd.status, 0, unrefd.stderr);
+  assert.not.match(unrefd.stdout, /kept alive/);
+  assert.ok(unrefd.ms < 1500, `exited after ${unrefd.ms} ms`);
+
+  const empty = child(`
+    const loop = new EventLoop({ mechanism: MECHANISM });
+    loop.start();
+    const t = loop.timer(0, () => console.log('timer fired')).add(50);
+  `);
+  assert.is(empty.status, 0, empty.stderr);
+  assert.match(empty.stdout, /timer fired/, 'a pending timer keeps it alive until it fires, then it exits');
+});
+
+test('run()/runOnce() while started: ERR_EVPOLL_BUSY; start() twice is harmless', () => {
+  const loop = newLoop();
+  loop.start();
+  loop.start();
+  throwsCode(() => loop.runOnce(0), 'ERR_EVPOLL_BUSY');
+  throwsCode(() => loop.run(), 'ERR_EVPOLL_BUSY');
+  loop.stop();
+  assert.is(loop.runOnce(0), 0);
+  loop.close();
+  throwsCode(() => loop.start(), 'ERR_EVPOLL_CLOSED');
+});
+
+test.run();

@@ -1,0 +1,146 @@
+// loop.signal(): FPM's self-pipe, in run() and start() modes.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawn, spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { EV } from '../src/index.js';
+import { packageRoot } from '../src/paths.js';
+import { MECHANISM, MODE, newLoop, iterate, iterateUntil, closeAll, throwsCode, openFds, sleep } from './helpers.js';
+
+test.after.each(closeAll);
+
+function child(code: string, timeout = 15_000) {
+  const prelude = `import { EventLoop, EV } from ${JSON.stringify(join(packageRoot, 'dist/index.js'))};
+const MECHANISM = ${JSON.stringify(MECHANISM)};\n`;
+  return spawnSync(process.execPath, ['--input-type=module', '-e', prelude + code], { encoding: 'utf8', timeout });
+}
+
+test('a signal reaches its callback with its name; del() stops it', async () => {
+  const loop = newLoop();
+  const seen: [number, string][] = [];
+  const ev = loop.signal('SIGUSR2', (e, which, name) => {
+    assert.is(e, ev);
+    seen.push([which, name]);
+  });
+  assert.ok(ev.pending);
+  assert.is(ev.signal, 'SIGUSR2');
+  process.kill(process.pid, 'SIGUSR2');
+  await iterateUntil(loop, () => seen.length > 0);
+  assert.equal(seen, [[EV.READ, 'SIGUSR2']]);
+  assert.is(ev.del(), true);
+  assert.is(ev.del(), false);
+  assert.not.ok(ev.pending);
+  ev.add();
+  assert.ok(ev.pending, 'add() watches it again');
+  loop.close();
+  assert.not.ok(ev.pending);
+});
+
+test('a loop blocked in run() hears SIGTERM sent by another process, and the process lives', () => {
+  const loop = newLoop();
+  let got = '';
+  loop.signal('SIGTERM', (_e, _w, name) => {
+    got = name;
+    loop.stop();
+  });
+  const killer = spawn('sh', ['-c', `sleep 0.1; kill -TERM ${process.pid}`], { stdio: 'ignore' });
+  const start = performance.now();
+  if (MODE === 'run') loop.run();
+  else {
+    // start mode: the signal is dispatched from Node's loop; wait for it synchronously is not
+    // possible, so fall back to runOnce(), which is what run() mode exercises anyway.
+    while (!got && performance.now() - start < 5000) loop.runOnce(100);
+  }
+  assert.is(got, 'SIGTERM');
+  killer.unref();
+  loop.close();
+});
+
+test('Node\'s own SIGCHLD handling keeps working: child_process still reports exit', async () => {
+  const loop = newLoop();
+  let chld = 0;
+  loop.signal('SIGCHLD', () => chld++);
+  const exited = new Promise<number | null>((resolve) => spawn('true').on('exit', (code) => resolve(code)));
+  await iterateUntil(loop, () => chld > 0, 5000);
+  // Give Node's loop turns: the 'exit' comes from libuv's own SIGCHLD handling.
+  assert.is(await exited, 0);
+  loop.close();
+});
+
+test('process.on() handlers still run: the handler chains to the one it replaced', async () => {
+  let nodeSaw = 0;
+  const onNode = () => nodeSaw++;
+  process.on('SIGUSR2', onNode);
+  const loop = newLoop();
+  let loopSaw = 0;
+  loop.signal('SIGUSR2', () => loopSaw++);
+  process.kill(process.pid, 'SIGUSR2');
+  await iterateUntil(loop, () => loopSaw > 0);
+  await sleep(20);
+  assert.ok(nodeSaw > 0, 'Node\'s handler ran too');
+  loop.close();
+  process.off('SIGUSR2', onNode);
+});
+
+test('two loops watching one signal both see it; one del() leaves the other watching', async () => {
+  const a = newLoop();
+  const b = newLoop();
+  let na = 0, nb = 0;
+  const ea = a.signal('SIGUSR2', () => na++);
+  b.signal('SIGUSR2', () => nb++);
+  process.kill(process.pid, 'SIGUSR2');
+  await iterateUntil(a, () => na > 0);
+  await iterateUntil(b, () => nb > 0);
+  ea.del();
+  process.kill(process.pid, 'SIGUSR2');
+  await iterateUntil(b, () => nb > 1);
+  assert.is(await iterate(a, 10), 0);
+  assert.is(na, 1);
+  a.close();
+  b.close();
+});
+
+test('the last del() and close() put the previous handler back (SIGTERM kills again)', () => {
+  for (const how of ['del', 'close']) {
+    const r = child(`
+      const loop = new EventLoop({ mechanism: MECHANISM });
+      const ev = loop.signal('SIGTERM', () => {});
+      ${how === 'del' ? 'ev.del();' : 'loop.close();'}
+      console.log('ready');
+      process.kill(process.pid, 'SIGTERM');
+      setTimeout(() => console.log('survived'), 500);
+    `);
+    assert.match(r.stdout, /ready/);
+    assert.not.match(r.stdout, /survived/, `after ${how}() SIGTERM has its default action`);
+    assert.is(r.signal, 'SIGTERM');
+  }
+});
+
+test('a burst of 10,000 SIGTERMs: the loop stays responsive and sees them', async () => {
+  const loop = newLoop();
+  let terms = 0;
+  loop.signal('SIGTERM', () => terms++);
+  const burst = spawn('sh', ['-c', `i=0; while [ $i -lt 10000 ]; do kill -TERM ${process.pid} || exit 1; i=$((i+1)); done`], { stdio: 'ignore' });
+  const done = new Promise<number | null>((resolve) => burst.on('exit', resolve));
+  let beats = 0;
+  loop.timer(EV.PERSIST, () => beats++).add(5);
+  let finished = false;
+  done.then(() => { finished = true; });
+  await iterateUntil(loop, () => finished && terms > 0 && beats > 3, 20_000);
+  assert.is(await done, 0, 'every kill was accepted: the process lived through the burst');
+  assert.ok(terms >= 1, `${terms} SIGTERM deliveries seen`);
+  loop.close();
+});
+
+test('unknown signals are refused; closed loops refuse; close() leaves no fd behind', () => {
+  const before = openFds();
+  const loop = newLoop();
+  throwsCode(() => loop.signal('SIGKILL' as 'SIGTERM', () => {}), 'ERR_EVPOLL_INVALID_ARG');
+  throwsCode(() => loop.signal('SIGUSR2', 42 as unknown as () => void), 'ERR_EVPOLL_INVALID_ARG');
+  loop.signal('SIGHUP', () => {});
+  loop.close();
+  assert.equal(openFds(), before);
+  throwsCode(() => loop.signal('SIGUSR2', () => {}), 'ERR_EVPOLL_CLOSED');
+});
+
+test.run();
