@@ -70,7 +70,7 @@ function runSuite(mechanism, mode) {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [uvu, '.test-out', '\\.mjs$'], {
       cwd: root,
-      env: { ...process.env, EVPOLL_MECHANISM: mechanism, EVPOLL_MODE: mode, NO_COLOR: '1' },
+      env: { ...process.env, EVPOLL_MECHANISM: mechanism, EVPOLL_MODE: mode, NO_COLOR: '1', FORCE_COLOR: undefined },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let output = '';

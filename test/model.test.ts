@@ -1,0 +1,289 @@
+// Model-based test: random sequences of operations on a real loop (fd events and timers
+// created, added, re-added, deleted — also from inside callbacks —, pipes written, drained,
+// closed and their numbers reused, the clock advanced) checked against a plain model of FPM's
+// semantics as the README states them. EVPOLL_FUZZ_RUNS raises the number of sequences.
+//
+// The loop runs on a clock the test advances by hand, so timer behaviour is exact. The order
+// of fd callbacks across different fds is the backend's (epoll reports in readiness order),
+// so the model replays the callbacks in the order they happened and checks each was allowed.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import fc from 'fast-check';
+import { EV, type Event, type EventLoop } from '../src/index.js';
+import * as net from '../src/net.js';
+import { MODE, newLoop, iterate } from './helpers.js';
+
+type Action = { kind: 'none' } | { kind: 'del'; target: number } | { kind: 'add'; target: number; ms: number } | { kind: 'drain' };
+
+type Command =
+  | { op: 'pipe' }
+  | { op: 'fdEvent'; pipe: number; end: 'r' | 'w'; action: Action }
+  | { op: 'timer'; persist: boolean; action: Action }
+  | { op: 'add'; ev: number; ms: number }
+  | { op: 'del'; ev: number }
+  | { op: 'write'; pipe: number }
+  | { op: 'drain'; pipe: number }
+  | { op: 'reopen'; pipe: number }
+  | { op: 'advance'; ms: number }
+  | { op: 'iterate' };
+
+const actionArb: fc.Arbitrary<Action> = fc.oneof(
+  { weight: 3, arbitrary: fc.constant({ kind: 'none' as const }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('del' as const), target: fc.nat(15) }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('add' as const), target: fc.nat(15), ms: fc.integer({ min: 0, max: 30 }) }) },
+  { weight: 1, arbitrary: fc.constant({ kind: 'drain' as const }) },
+);
+
+const commandArb: fc.Arbitrary<Command> = fc.oneof(
+  { weight: 1, arbitrary: fc.constant({ op: 'pipe' as const }) },
+  { weight: 3, arbitrary: fc.record({ op: fc.constant('fdEvent' as const), pipe: fc.nat(3), end: fc.constantFrom('r' as const, 'w' as const), action: actionArb }) },
+  { weight: 3, arbitrary: fc.record({ op: fc.constant('timer' as const), persist: fc.boolean(), action: actionArb }) },
+  { weight: 4, arbitrary: fc.record({ op: fc.constant('add' as const), ev: fc.nat(15), ms: fc.integer({ min: 0, max: 30 }) }) },
+  { weight: 2, arbitrary: fc.record({ op: fc.constant('del' as const), ev: fc.nat(15) }) },
+  { weight: 3, arbitrary: fc.record({ op: fc.constant('write' as const), pipe: fc.nat(3) }) },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant('drain' as const), pipe: fc.nat(3) }) },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant('reopen' as const), pipe: fc.nat(3) }) },
+  { weight: 2, arbitrary: fc.record({ op: fc.constant('advance' as const), ms: fc.integer({ min: 0, max: 40 }) }) },
+  { weight: 4, arbitrary: fc.constant({ op: 'iterate' as const }) },
+);
+
+interface MPipe { r: number; w: number; bytes: number; open: boolean }
+interface MEvent {
+  id: number;
+  kind: 'fd' | 'timer';
+  pipe: number; // fd events
+  end: 'r' | 'w';
+  persist: boolean;
+  action: Action;
+  dead: boolean; // its pipe was closed: never used again
+  pending: boolean; // as ev.pending reports it
+  inHeap: boolean;
+  deadline: number;
+  freq: number;
+  seq: number;
+  real: Event;
+}
+interface Entry { ev: MEvent; live: boolean; called: boolean }
+interface Call { id: number; which: number; pendingInCallback: boolean; delResult?: boolean }
+
+/** Runs one sequence on a fresh loop; throws on the first divergence from the model. */
+async function runSequence(commands: Command[], strictFdCompleteness: boolean): Promise<void> {
+  let now = 1000;
+  const loop: EventLoop = newLoop({ clock: () => now });
+  const pipes: MPipe[] = [];
+  const events: MEvent[] = [];
+  const watchers = new Map<string, MEvent[]>(); // `${pipe}:${end}` -> fd events in add order
+  let seq = 0;
+  let calls: Call[] = [];
+  let batch: { fd: Entry[]; timers: Entry[] } | undefined;
+  const key = (e: MEvent) => `${e.pipe}:${e.end}`;
+  const entryOf = (e: MEvent) => batch && [...batch.fd, ...batch.timers].find((x) => x.ev === e && x.live && !x.called);
+  const buf = new Uint8Array(256);
+
+  try {
+    // ---- the model's operations (applied to the model only) ----
+    const mAdd = (e: MEvent, ms: number) => {
+      if (e.dead) return;
+      if (e.kind === 'fd') {
+        if (e.pending) return; // no-op
+        e.pending = true;
+        const list = watchers.get(key(e)) ?? [];
+        list.push(e);
+        watchers.set(key(e), list);
+        return;
+      }
+      if (e.pending && !e.inHeap) {
+        // A due one-shot whose callback has not run: added again, it is a new registration and
+        // the due firing is dropped (see README: add() of a fired one-shot).
+        const en = entryOf(e);
+        if (en) en.live = false;
+      }
+      e.pending = true;
+      e.inHeap = true;
+      e.deadline = now + ms;
+      e.freq = ms;
+      e.seq = seq++;
+    };
+    const mDel = (e: MEvent): boolean => {
+      if (e.dead || !e.pending) return false;
+      e.pending = false;
+      e.inHeap = false;
+      if (e.kind === 'fd') watchers.set(key(e), watchers.get(key(e))!.filter((x) => x !== e));
+      const en = entryOf(e);
+      if (en) en.live = false;
+      return true;
+    };
+    const readyFd = (e: MEvent) => pipes[e.pipe].open && (e.end === 'w' || pipes[e.pipe].bytes > 0);
+
+    // ---- the real callbacks: record, then act as the model says the action does ----
+    const onCallback = (ev: Event, which: number, m: MEvent) => {
+      const call: Call = { id: m.id, which, pendingInCallback: ev.pending };
+      calls.push(call);
+      const a = m.action;
+      if (a.kind === 'del' && events[a.target] && !events[a.target].dead) call.delResult = events[a.target].real.del();
+      else if (a.kind === 'add' && events[a.target] && !events[a.target].dead) events[a.target].real.add(a.ms);
+      else if (a.kind === 'drain' && m.kind === 'fd' && pipes[m.pipe].open) while (net.read(pipes[m.pipe].r, buf) > 0);
+    };
+
+    // ---- replay a batch against the model ----
+    const replay = (ran: number) => {
+      // The batch as collect() builds it: ready fd watchers, then due timers in order.
+      const fd: Entry[] = [];
+      for (const list of watchers.values()) for (const e of list) if (readyFd(e)) fd.push({ ev: e, live: true, called: false });
+      const due = events.filter((e) => e.kind === 'timer' && e.inHeap && e.deadline <= now).sort((a, b) => a.deadline - b.deadline || a.seq - b.seq);
+      const timers: Entry[] = due.map((e) => ({ ev: e, live: true, called: false }));
+      for (const e of due) {
+        if (e.persist) {
+          e.deadline = now + e.freq;
+          e.seq = seq++;
+        } else {
+          e.inHeap = false; // pending (as JS sees it) until its entry runs
+        }
+      }
+      batch = { fd, timers };
+      let inTimers = false;
+      let t = 0;
+      for (const c of calls) {
+        const m = events[c.id];
+        if (m.kind === 'fd') {
+          assert.not.ok(inTimers, `fd callback of #${c.id} after a timer callback`);
+          const en = fd.find((x) => x.ev === m);
+          assert.ok(en, `fd event #${c.id} called but it was not ready and pending when the batch began`);
+          assert.ok(en!.live, `fd event #${c.id} called after it was deleted in this batch`);
+          assert.not.ok(en!.called, `fd event #${c.id} called twice in one batch`);
+          assert.is(c.which, m.end === 'r' ? EV.READ : EV.WRITE, `which of fd event #${c.id}`);
+          // Watchers of one fd run in the order they were added.
+          for (const other of fd) {
+            if (other === en) break;
+            if (key(other.ev) === key(m)) assert.ok(other.called || !other.live, `fd event #${c.id} ran before #${other.ev.id}, added earlier on the same fd`);
+          }
+          en!.called = true;
+          assert.ok(c.pendingInCallback, 'an fd event is pending in its callback');
+        } else {
+          inTimers = true;
+          while (t < timers.length && !timers[t].live) t++;
+          assert.ok(t < timers.length, `timer #${c.id} called but no live timer was due`);
+          assert.is(timers[t].ev, m, `timer #${c.id} called; the model expected #${timers[t].ev.id} (deadline order)`);
+          assert.is(c.which, EV.TIMEOUT);
+          timers[t].called = true;
+          t++;
+          if (!m.persist) m.pending = false; // removed before its callback runs
+          assert.is(c.pendingInCallback, m.persist, `timer #${c.id} pending in its callback`);
+        }
+        const a = m.action;
+        if (a.kind === 'del' && events[a.target] && !events[a.target].dead) {
+          assert.is(c.delResult, mDel(events[a.target]), `del() result of #${a.target}`);
+        } else if (a.kind === 'add' && events[a.target] && !events[a.target].dead) {
+          mAdd(events[a.target], a.ms);
+        } else if (a.kind === 'drain' && m.kind === 'fd' && pipes[m.pipe].open) {
+          pipes[m.pipe].bytes = 0;
+        }
+      }
+      for (; t < timers.length; t++) assert.ok(!timers[t].live, `due timer #${timers[t].ev.id} did not run`);
+      if (strictFdCompleteness) {
+        for (const en of fd) assert.ok(en.called || !en.live, `ready fd event #${en.ev.id} did not run`);
+      }
+      assert.is(ran, calls.length, 'runOnce() counts the callbacks it ran');
+      batch = undefined;
+      calls = [];
+    };
+
+    // ---- run the sequence ----
+    for (const c of commands) {
+      switch (c.op) {
+        case 'pipe': {
+          if (pipes.length >= 4) break;
+          const [r, w] = net.pipe();
+          pipes.push({ r, w, bytes: 0, open: true });
+          break;
+        }
+        case 'fdEvent': {
+          const p = pipes[c.pipe];
+          if (!p || !p.open || events.length >= 16) break;
+          const m = { id: events.length, kind: 'fd', pipe: c.pipe, end: c.end, persist: true, action: c.action, dead: false, pending: false, inHeap: false, deadline: 0, freq: 0, seq: 0 } as MEvent;
+          m.real = loop.event(c.end === 'r' ? p.r : p.w, c.end === 'r' ? EV.READ : EV.WRITE, (ev, which) => onCallback(ev, which, m));
+          events.push(m);
+          break;
+        }
+        case 'timer': {
+          if (events.length >= 16) break;
+          const m = { id: events.length, kind: 'timer', pipe: -1, end: 'r', persist: c.persist, action: c.action, dead: false, pending: false, inHeap: false, deadline: 0, freq: 0, seq: 0 } as MEvent;
+          m.real = loop.timer(c.persist ? EV.PERSIST : 0, (ev, which) => onCallback(ev, which, m));
+          events.push(m);
+          break;
+        }
+        case 'add': {
+          const m = events[c.ev];
+          if (!m || m.dead) break;
+          m.real.add(c.ms);
+          mAdd(m, c.ms);
+          break;
+        }
+        case 'del': {
+          const m = events[c.ev];
+          if (!m || m.dead) break;
+          assert.is(m.real.del(), mDel(m), `del() result of #${c.ev}`);
+          break;
+        }
+        case 'write': {
+          const p = pipes[c.pipe];
+          if (!p || !p.open || p.bytes >= 64) break;
+          assert.is(net.write(p.w, buf.subarray(0, 1)), 1);
+          p.bytes++;
+          break;
+        }
+        case 'drain': {
+          const p = pipes[c.pipe];
+          if (!p || !p.open) break;
+          while (net.read(p.r, buf) > 0);
+          p.bytes = 0;
+          break;
+        }
+        case 'reopen': {
+          // Delete its events, close it, open a new pipe: Linux reuses the lowest numbers.
+          const p = pipes[c.pipe];
+          if (!p || !p.open) break;
+          for (const m of events) {
+            if (m.kind === 'fd' && m.pipe === c.pipe && !m.dead) {
+              assert.is(m.real.del(), mDel(m));
+              m.dead = true;
+            }
+          }
+          net.close(p.r);
+          net.close(p.w);
+          p.open = false;
+          const [r, w] = net.pipe();
+          pipes.push({ r, w, bytes: 0, open: true });
+          break;
+        }
+        case 'advance':
+          now += c.ms;
+          break;
+        case 'iterate': {
+          const ran = await iterate(loop, 0, 3);
+          replay(ran);
+          break;
+        }
+      }
+    }
+  } finally {
+    loop.close();
+    for (const p of pipes) {
+      if (p.open) {
+        net.close(p.r);
+        net.close(p.w);
+      }
+    }
+  }
+}
+
+const runs = Number(process.env.EVPOLL_FUZZ_RUNS ?? (MODE === 'run' ? 2000 : 150));
+
+test(`${runs} random sequences behave as the model says (${MODE} mode)`, async () => {
+  await fc.assert(
+    fc.asyncProperty(fc.array(commandArb, { minLength: 1, maxLength: 40 }), (commands) => runSequence(commands, MODE === 'run')),
+    { numRuns: runs, seed: process.env.EVPOLL_FUZZ_SEED ? Number(process.env.EVPOLL_FUZZ_SEED) : undefined },
+  );
+});
+
+test.run();
