@@ -55,7 +55,7 @@ await esbuild.build({
 
 const { addon } = await import(join(root, 'scripts/load-addon.mjs'));
 const mechanisms = values.mechanism ?? addon.mechanisms().filter((m) => m.available).map((m) => m.name);
-const modes = values.mode ?? ['run'];
+const modes = values.mode ?? ['run', 'start'];
 const uvu = bin('uvu', 'bin.js');
 
 /** uvu prints Total/Passed/Skipped lines at the end of a run; a run that printed none failed. */
@@ -68,9 +68,11 @@ function tally(output) {
 
 function runSuite(mechanism, mode) {
   return new Promise((resolve) => {
+    const env = { ...process.env, EVPOLL_MECHANISM: mechanism, EVPOLL_MODE: mode, NO_COLOR: '1' };
+    delete env.FORCE_COLOR;
     const child = spawn(process.execPath, [uvu, '.test-out', '\\.mjs$'], {
       cwd: root,
-      env: { ...process.env, EVPOLL_MECHANISM: mechanism, EVPOLL_MODE: mode, NO_COLOR: '1', FORCE_COLOR: undefined },
+      env,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let output = '';
