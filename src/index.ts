@@ -4,3 +4,4 @@ export { Event, type EventCallback } from './event.js';
 export { mechanisms, type Mechanism } from './mechanisms.js';
 export { EvpollError, type EvpollErrorCode, type SystemError } from './errors.js';
 export { SignalEvent, signalNames, type SignalName } from './signals.js';
+export { Acceptor, type AcceptorOptions, type AcceptorState } from './acceptor.js';
