@@ -1,0 +1,251 @@
+// A worker's HTTP connections: read, answer every complete request head with a pre-built
+// response, keep-alive and pipelining, back-pressure when a client does not read, idle
+// timeouts, and a graceful drain for stopping.
+//
+// Idle timeouts use one sweeping PERSIST timer rather than a timer per connection: a request
+// then costs one integer store (`lastTick = tick`) instead of rescheduling a timer (a clock read
+// and a trip into the timer heap), and a timeout is only as precise as it needs to be (between
+// idleTimeout and idleTimeout + one tick), as nginx's keepalive_timeout is.
+import { EV, type Event, type EventLoop } from '../../src/index.js';
+import * as net from '../../src/net.js';
+import { head, refreshDate, responses, scanHead } from './http.js';
+
+const EAGAIN = -11;
+
+// One input and one output buffer per worker: a connection borrows them for one callback; what
+// must outlive it (a head split across reads, bytes the socket would not take) is copied out.
+const input = Buffer.allocUnsafe(64 * 1024);
+const output = Buffer.allocUnsafe(64 * 1024);
+let outputLength = 0;
+
+class Connection {
+  readonly readable: Event<Connection>;
+  writable: Event<Connection> | null = null;
+  /** Input received but not yet answered: a split head, or requests held back by back-pressure. */
+  carry: Buffer | null = null;
+  /** Output the socket did not take yet (EAGAIN); reading pauses until it is gone. */
+  unsent: Buffer | null = null;
+  unsentAt = 0;
+  /** Body bytes still to skip (Content-Length of the last request). */
+  skip = 0;
+  /** The sweep tick of the last read; the idle timeout counts from it. */
+  lastTick: number;
+  /** The last answer ends the connection: nothing more is read once it is sent. */
+  closing = false;
+  /** After that answer, read and discard until the client closes (or a tick passes), so that closing with unread input does not reset the connection before the client has read the answer. */
+  lingerAfter = false;
+  lingering = false;
+  closed = false;
+
+  constructor(readonly owner: Connections, readonly fd: number, tick: number) {
+    this.lastTick = tick;
+    this.readable = owner.loop.event(fd, EV.READ, onReadable, this).add();
+  }
+}
+
+function onReadable(_ev: Event<Connection>, _which: number, c: Connection): void {
+  c.owner._read(c);
+}
+
+function onWritable(_ev: Event<Connection>, _which: number, c: Connection): void {
+  c.owner._write(c);
+}
+
+export interface ConnectionsOptions {
+  /** Close a connection that has sent nothing for this long (ms). */
+  idleTimeoutMs: number;
+}
+
+export class Connections {
+  /** Requests answered (errors included). */
+  served = 0;
+  readonly loop: EventLoop;
+  readonly tickMs: number;
+  #idleTicks: number;
+  #tick = 0;
+  #all = new Set<Connection>();
+  #clock: Event<Connections>;
+  #onDrained: (() => void) | null = null;
+
+  constructor(loop: EventLoop, options: ConnectionsOptions) {
+    this.loop = loop;
+    this.tickMs = Math.max(10, Math.min(1000, Math.floor(options.idleTimeoutMs / 4)));
+    this.#idleTicks = Math.ceil(options.idleTimeoutMs / this.tickMs);
+    this.#clock = loop.timer(EV.PERSIST, (_ev, _which, self) => self.#sweep(), this).add(this.tickMs);
+    refreshDate(Date.now());
+  }
+
+  get size(): number {
+    return this.#all.size;
+  }
+
+  /** Takes over an accepted, nonblocking socket. */
+  add(fd: number): void {
+    net.setNoDelay(fd); // each answer is one write: nothing to gain from Nagle, a delayed-ACK stall to lose
+    this.#all.add(new Connection(this, fd, this.#tick));
+  }
+
+  /**
+   * Graceful stop: every later answer says `Connection: close`, connections quiet for a tick
+   * are closed, and `onDrained` runs once none is left.
+   */
+  drain(onDrained: () => void): void {
+    this.#onDrained = onDrained;
+    if (this.#all.size === 0) this.#drained();
+  }
+
+  /** Closes every connection now and stops the clock (immediate stop, or the graceful deadline). */
+  closeAll(): void {
+    for (const c of this.#all) this.#close(c);
+    this.#clock.del();
+  }
+
+  /** @internal */
+  _read(c: Connection): void {
+    if (c.lingering) return this.#discard(c);
+    const carried = c.carry === null ? 0 : c.carry.length;
+    if (carried > 0) c.carry!.copy(input, 0);
+    const n = net.read(c.fd, input, carried, input.length - carried);
+    if (n > 0) {
+      c.carry = null;
+      c.lastTick = this.#tick;
+      this.#serve(c, input, 0, carried + n);
+    } else if (n !== EAGAIN) {
+      this.#close(c); // EOF or a reset: an unfinished request dies with it
+    }
+  }
+
+  /** @internal */
+  _write(c: Connection): void {
+    const unsent = c.unsent!;
+    const n = net.write(c.fd, unsent, c.unsentAt);
+    if (n === EAGAIN) return;
+    if (n < 0) return this.#close(c);
+    c.unsentAt += n;
+    if (c.unsentAt < unsent.length) return;
+    c.unsent = null;
+    c.unsentAt = 0;
+    c.writable!.del();
+    if (c.closing) return this.#finish(c);
+    c.readable.add();
+    const carry = c.carry;
+    if (carry !== null) {
+      c.carry = null;
+      this.#serve(c, carry, 0, carry.length); // requests held back while the socket was full
+    }
+  }
+
+  /** Answers every complete request head in buf[p, end), in order, in one write. */
+  #serve(c: Connection, buf: Buffer, p: number, end: number): void {
+    const stopping = this.#onDrained !== null;
+    while (p < end) {
+      if (c.skip > 0) {
+        const k = Math.min(c.skip, end - p);
+        c.skip -= k;
+        p += k;
+        continue;
+      }
+      const next = scanHead(buf, p, end);
+      if (next < 0) break;
+      let answer: Buffer;
+      let ends = true;
+      let refused = false;
+      if (head.status !== 200) {
+        answer = responses[head.status as 400 | 431 | 501 | 505].bytes;
+        refused = true;
+      } else if (head.keepAlive && !stopping) {
+        answer = head.keepAlive10 ? responses.helloKeepAlive10.bytes : responses.hello.bytes;
+        ends = false;
+      } else {
+        answer = responses.helloClose.bytes;
+      }
+      if (outputLength + answer.length > output.length && !this.#flush(c)) {
+        if (!c.closed) c.carry = Buffer.from(buf.subarray(p, end)); // resumes in _write once drained
+        return;
+      }
+      output.set(answer, outputLength);
+      outputLength += answer.length;
+      this.served++;
+      if (ends) {
+        c.closing = true;
+        // A refused client may still be sending what was refused; a pipelining one, more requests.
+        c.lingerAfter = refused || next < end;
+        break;
+      }
+      c.skip = head.bodyLength;
+      p = next;
+    }
+    if (!c.closing && p < end) c.carry = Buffer.from(buf.subarray(p, end)); // a head split across reads
+    if (this.#flush(c) && c.closing) this.#finish(c);
+  }
+
+  /** Writes the shared output; true if all of it went. Otherwise it is kept and WRITE watched (or the connection closed). */
+  #flush(c: Connection): boolean {
+    if (outputLength === 0) return true;
+    const n = net.write(c.fd, output, 0, outputLength);
+    if (n === outputLength) {
+      outputLength = 0;
+      return true;
+    }
+    if (n < 0 && n !== EAGAIN) {
+      outputLength = 0;
+      this.#close(c);
+      return false;
+    }
+    c.unsent = Buffer.from(output.subarray(n > 0 ? n : 0, outputLength));
+    c.unsentAt = 0;
+    outputLength = 0;
+    c.readable.del(); // level-triggered READ would fire on and on while we refuse to read
+    (c.writable ??= this.loop.event(c.fd, EV.WRITE, onWritable, c)).add();
+    return false;
+  }
+
+  /** The connection's last answer is sent. */
+  #finish(c: Connection): void {
+    if (!c.lingerAfter) return this.#close(c);
+    c.lingering = true;
+    c.lastTick = this.#tick;
+    this.#discard(c);
+  }
+
+  #discard(c: Connection): void {
+    for (;;) {
+      const n = net.read(c.fd, input);
+      if (n === EAGAIN) return;
+      if (n <= 0) return this.#close(c);
+    }
+  }
+
+  #close(c: Connection): void {
+    if (c.closed) return;
+    c.closed = true;
+    c.readable.del();
+    c.writable?.del();
+    net.close(c.fd);
+    this.#all.delete(c);
+    if (this.#onDrained !== null && this.#all.size === 0) this.#drained();
+  }
+
+  #drained(): void {
+    this.#clock.del();
+    const done = this.#onDrained!;
+    done();
+  }
+
+  /** Nothing half-received, nothing unsent: closing loses no request (unless one is on the wire right now). */
+  #betweenRequests(c: Connection): boolean {
+    return c.carry === null && c.skip === 0 && c.unsent === null;
+  }
+
+  #sweep(): void {
+    const tick = ++this.#tick;
+    refreshDate(Date.now());
+    const stopping = this.#onDrained !== null;
+    for (const c of this.#all) {
+      // `silent` ticks since the last read: >= 2 means quiet for at least one whole tick.
+      const silent = tick - c.lastTick;
+      if (silent > this.#idleTicks) this.#close(c);
+      else if (silent >= 2 && (c.lingering || (stopping && this.#betweenRequests(c)))) this.#close(c);
+    }
+  }
+}

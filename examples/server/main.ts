@@ -1,0 +1,87 @@
+// evpoll's main job (`npm start`): an HTTP hello server in PHP-FPM's shape, one master
+// (master.ts) and N worker processes (worker.ts), each with its own EventLoop.
+import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { runMaster } from './master.js';
+import { runWorker } from './worker.js';
+
+const USAGE = `Usage: npm start -- [options]
+
+An HTTP/1.1 hello server on evpoll: a master process and worker processes sharing its
+listening socket, each worker with its own event loop.
+
+Options:
+  --host ADDRESS          IPv4 or IPv6 address to listen on (default 127.0.0.1)
+  --port PORT             TCP port; 0 picks a free one (default 8080)
+  --workers N             worker processes (default: available CPUs)
+  --mechanism NAME        epoll, poll or select (default: EVPOLL_MECHANISM, else the best)
+  --idle-timeout MS       close keep-alive connections idle this long (default 15000)
+  --status-interval MS    how often the master prints a status line (default 5000)
+  --help                  this text
+
+Signals to the master: SIGTERM/SIGINT stop gracefully, SIGQUIT stops at once,
+SIGUSR2 replaces the workers one by one without refusing a connection.`;
+
+/** A graceful stop closes whatever a worker still has open after this long. */
+const GRACE_MS = 10_000;
+
+function fail(message: string): never {
+  console.error(`${message}\n\n${USAGE}`);
+  process.exit(2);
+}
+
+function integer(name: string, value: string | undefined, fallback: number, min: number, max: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min || n > max) fail(`--${name} must be an integer from ${min} to ${max}, got '${value}'`);
+  return n;
+}
+
+let parsed;
+try {
+  parsed = parseArgs({
+    options: {
+      host: { type: 'string' },
+      port: { type: 'string' },
+      workers: { type: 'string' },
+      mechanism: { type: 'string' },
+      'idle-timeout': { type: 'string' },
+      'status-interval': { type: 'string' },
+      help: { type: 'boolean' },
+      worker: { type: 'boolean' }, // internal: how the master starts a worker
+    },
+  }).values;
+} catch (e) {
+  fail((e as Error).message);
+}
+
+if (parsed.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
+
+const idleTimeoutMs = integer('idle-timeout', parsed['idle-timeout'], 15_000, 1, 86_400_000);
+const mechanism = parsed.mechanism;
+
+if (parsed.worker) {
+  runWorker({ mechanism, idleTimeoutMs, graceMs: GRACE_MS });
+} else {
+  const workerCommand = [fileURLToPath(import.meta.url), '--worker', '--idle-timeout', String(idleTimeoutMs)];
+  try {
+    runMaster({
+      host: parsed.host ?? '127.0.0.1',
+      port: integer('port', parsed.port, 8080, 0, 65535),
+      workers: integer('workers', parsed.workers, availableParallelism(), 1, 1024),
+      mechanism,
+      statusIntervalMs: integer('status-interval', parsed['status-interval'], 5000, 10, 86_400_000),
+      graceMs: GRACE_MS,
+      workerCommand,
+    });
+  } catch (e) {
+    // A refusal (EADDRINUSE, a bad --host or --mechanism) says enough in its message; anything else is a bug.
+    const err = e as Error & { code?: string };
+    console.error(`evpoll server: ${err.code ? err.message : err.stack}`);
+    process.exit(1);
+  }
+}

@@ -1,0 +1,198 @@
+// The master (FPM's watcher): owns the listening socket, keeps `workers` worker processes
+// running, and turns signals into stops and reloads. Its EventLoop runs in integrated mode
+// (start()), because it also needs Node's own loop for child_process 'exit' events.
+//
+//   SIGTERM, SIGINT  graceful stop: workers stop accepting, finish what is in flight, exit
+//   SIGQUIT          immediate stop
+//   SIGUSR2          reload: replace the workers one at a time, each old one stopped only
+//                    once its successor accepts (the listener is never closed, so no
+//                    connection is refused)
+import { spawn, type ChildProcess } from 'node:child_process';
+import { EV, EventLoop, type Event } from '../../src/index.js';
+import * as net from '../../src/net.js';
+import { CONTROL_FD, LISTEN_FD, LineReader } from './control.js';
+
+export interface MasterOptions {
+  host: string;
+  port: number;
+  workers: number;
+  mechanism?: string;
+  statusIntervalMs: number;
+  /** How long a gracefully stopping worker may take before it is killed. */
+  graceMs: number;
+  /** The command line that starts one worker, [script, ...args]; the master adds --mechanism. */
+  workerCommand: string[];
+}
+
+/** A worker that dies sooner than this after its start counts as failing; failures back off exponentially. */
+const QUICK_DEATH_MS = 5000;
+const BACKOFF_FIRST_MS = 100;
+const BACKOFF_MAX_MS = 10_000;
+
+interface Worker {
+  child: ChildProcess;
+  pid: number;
+  slot: number;
+  /** ready: accepting; retiring: told to stop (its exit is expected). */
+  state: 'starting' | 'ready' | 'retiring';
+  startedAt: number;
+  served: number;
+  control: LineReader;
+  controlEvent: Event<Worker> | null;
+}
+
+export function runMaster(options: MasterOptions): void {
+  const loop = new EventLoop({ mechanism: options.mechanism });
+  let listenFd = net.listen(options.host, options.port);
+  const port = net.localPort(listenFd);
+  const log = (line: string) => console.log(line);
+  log(`listening on http://${options.host.includes(':') ? `[${options.host}]` : options.host}:${port}`);
+  log(`master ${process.pid}: ${options.workers} workers, mechanism ${loop.mechanism}`);
+
+  const all = new Set<Worker>();
+  /** The worker serving each slot (undefined while a respawn waits out its back-off). */
+  const slots: (Worker | undefined)[] = new Array(options.workers).fill(undefined);
+  const failures: number[] = new Array(options.workers).fill(0);
+  const respawns: (Event | undefined)[] = new Array(options.workers).fill(undefined);
+  let served = 0;
+  let stopping: 'graceful' | 'immediate' | null = null;
+  /** The slot being replaced by a reload, or -1. */
+  let reloading = -1;
+
+  const spawnWorker = (slot: number): Worker => {
+    const [mine, theirs] = net.socketpair();
+    // Numbers in `stdio` are the master's fds, dup'ed to their index in the child (which clears
+    // close-on-exec there; the master's own copies stay close-on-exec, so no worker inherits
+    // another's control socket).
+    const stdio: ('ignore' | 'inherit' | number)[] = ['ignore', 'inherit', 'inherit'];
+    stdio[LISTEN_FD] = listenFd;
+    stdio[CONTROL_FD] = theirs;
+    const child = spawn(process.execPath, [...options.workerCommand, '--mechanism', loop.mechanism], { stdio });
+    net.close(theirs);
+    const w: Worker = { child, pid: child.pid ?? -1, slot, state: 'starting', startedAt: performance.now(), served: 0, control: new LineReader(mine), controlEvent: null };
+    w.controlEvent = loop.event(mine, EV.READ, (_ev, _which, worker) => readControl(worker), w).add();
+    child.on('exit', (code, signal) => onExit(w, code, signal));
+    child.on('error', (err) => { // it could not be started (or signalled): as good as dead
+      log(`worker ${w.pid}: ${err.message}`);
+      if (child.pid === undefined) onExit(w, null, null);
+    });
+    all.add(w);
+    return w;
+  };
+
+  const readControl = (w: Worker) => {
+    const { lines, ended } = w.control.read();
+    for (const line of lines) {
+      if (line === 'ready') onReady(w);
+      else if (line.startsWith('served ')) {
+        const count = Number(line.slice(7));
+        served += count - w.served;
+        w.served = count;
+      }
+    }
+    if (ended && w.controlEvent) {
+      w.controlEvent.del();
+      w.controlEvent = null;
+      net.close(w.control.fd);
+    }
+  };
+
+  const onReady = (w: Worker) => {
+    if (w.state !== 'starting') return;
+    w.state = 'ready';
+    log(`worker ${w.pid} ready`);
+    if (stopping) return void w.child.kill(stopping === 'graceful' ? 'SIGTERM' : 'SIGQUIT');
+    const old = slots[w.slot];
+    slots[w.slot] = w;
+    if (old && old !== w) retire(old);
+    if (reloading === w.slot) reloadNext(w.slot + 1);
+  };
+
+  const retire = (w: Worker) => {
+    w.state = 'retiring';
+    w.child.kill('SIGTERM');
+  };
+
+  const onExit = (w: Worker, code: number | null, signal: NodeJS.Signals | null) => {
+    if (!all.has(w)) return;
+    if (w.controlEvent) readControl(w); // its last count may still be in the socket
+    if (w.controlEvent) {
+      w.controlEvent.del();
+      net.close(w.control.fd);
+      w.controlEvent = null;
+    }
+    all.delete(w);
+    const how = signal ? `signal ${signal}` : `code ${code}`;
+    if (stopping) {
+      log(`worker ${w.pid} exited (${how})`);
+      if (all.size === 0) finish();
+      return;
+    }
+    if (w.state === 'retiring') return log(`worker ${w.pid} retired (${how})`);
+    if (reloading === w.slot && slots[w.slot] !== w) {
+      // The replacement died before accepting: keep the old worker, give up this reload (and
+      // if the slot is empty meanwhile, respawn into it as below).
+      log(`worker ${w.pid} exited before it was ready (${how}); reload abandoned`);
+      reloading = -1;
+      if (slots[w.slot] !== undefined) return;
+    }
+    if (slots[w.slot] === w) slots[w.slot] = undefined;
+    const lived = performance.now() - w.startedAt;
+    failures[w.slot] = lived < QUICK_DEATH_MS ? failures[w.slot] + 1 : 0;
+    const delay = failures[w.slot] === 0 ? 0 : Math.min(BACKOFF_FIRST_MS * 2 ** (failures[w.slot] - 1), BACKOFF_MAX_MS);
+    log(`worker ${w.pid} died (${how}); respawning in ${delay} ms`);
+    respawns[w.slot] = loop.timer(0, (_ev, _which, slot: number) => {
+      respawns[slot] = undefined;
+      if (!stopping && slots[slot] === undefined) slots[slot] = spawnWorker(slot);
+    }, w.slot).add(delay);
+  };
+
+  const reloadNext = (slot: number) => {
+    if (slot >= options.workers) {
+      reloading = -1;
+      return log('reload done');
+    }
+    reloading = slot;
+    respawns[slot]?.del();
+    respawns[slot] = undefined;
+    spawnWorker(slot); // becomes slots[slot] in onReady, which retires the old one and moves on
+  };
+
+  const stop = (how: 'graceful' | 'immediate') => {
+    if (stopping === how || stopping === 'immediate') return;
+    stopping = how;
+    reloading = -1;
+    log(`${how} stop: ${all.size} workers`);
+    for (const r of respawns) r?.del();
+    if (listenFd >= 0) {
+      net.close(listenFd); // the workers' copies keep it open while they finish
+      listenFd = -1;
+    }
+    for (const w of all) w.child.kill(how === 'graceful' ? 'SIGTERM' : 'SIGQUIT');
+    // A worker that does not go in time is killed.
+    loop.timer(0, () => { for (const w of all) w.child.kill('SIGKILL'); }).add(how === 'graceful' ? options.graceMs + 2000 : 1000);
+    if (all.size === 0) finish();
+  };
+
+  const status = () => log(`status: ${all.size} workers alive, ${served} requests served, mechanism ${loop.mechanism}`);
+
+  const finish = () => {
+    status();
+    loop.close();
+    process.exit(0);
+  };
+
+  loop.signal('SIGTERM', () => stop('graceful'));
+  loop.signal('SIGINT', () => stop('graceful'));
+  loop.signal('SIGQUIT', () => stop('immediate'));
+  loop.signal('SIGUSR2', () => {
+    if (stopping) return;
+    if (reloading >= 0) return log('reload already in progress');
+    log('reloading');
+    reloadNext(0);
+  });
+  loop.timer(EV.PERSIST, status).add(options.statusIntervalMs);
+
+  for (let slot = 0; slot < options.workers; slot++) slots[slot] = spawnWorker(slot);
+  loop.start();
+}

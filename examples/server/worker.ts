@@ -1,0 +1,78 @@
+// A worker process: its own EventLoop in run() mode (the loop owns the thread; signals arrive
+// through evpoll's self-pipe), accepting on the listener the master handed down as fd 3 and
+// serving HTTP on every connection it takes. It reports to the master over fd 4.
+import { EV, EventLoop } from '../../src/index.js';
+import { Acceptor } from '../../src/acceptor.js';
+import * as net from '../../src/net.js';
+import { Connections } from './connections.js';
+import { CONTROL_FD, LISTEN_FD } from './control.js';
+
+const EAGAIN = -11;
+
+export interface WorkerOptions {
+  mechanism?: string;
+  idleTimeoutMs: number;
+  /** A graceful stop closes whatever is still open after this long. */
+  graceMs: number;
+}
+
+export function runWorker(options: WorkerOptions): never {
+  const loop = new EventLoop({ mechanism: options.mechanism });
+  const connections = new Connections(loop, { idleTimeoutMs: options.idleTimeoutMs });
+  // EXCLUSIVE: of the workers blocked on this shared listener, the kernel wakes one per
+  // connection instead of all of them (the thundering herd); poll and select ignore it.
+  const acceptor = new Acceptor(loop, LISTEN_FD, (fd) => connections.add(fd), { exclusive: true });
+
+  let reported = -1;
+  const report = () => {
+    if (connections.served === reported) return;
+    reported = connections.served;
+    tell(`served ${reported}`);
+  };
+  loop.timer(EV.PERSIST, report).add(1000);
+
+  let stopping = false;
+  const finish = () => {
+    report();
+    loop.stop();
+  };
+  const stopGracefully = () => {
+    if (stopping) return;
+    stopping = true;
+    acceptor.pause();
+    // With EXCLUSIVE, a connection whose wake-up came to this worker wakes no other: take it.
+    acceptor.acceptPending();
+    acceptor.close();
+    net.close(LISTEN_FD); // the master's and the other workers' copies keep the port open
+    loop.timer(0, () => { connections.closeAll(); finish(); }).add(options.graceMs);
+    connections.drain(finish);
+  };
+
+  loop.signal('SIGTERM', stopGracefully);
+  loop.signal('SIGQUIT', () => {
+    connections.closeAll();
+    report();
+    process.exit(0);
+  });
+  // Ctrl-C in a terminal signals the whole process group; the master answers it by stopping
+  // the workers gracefully, so a worker leaves SIGINT to the master.
+  loop.signal('SIGINT', () => {});
+  // The master never writes: readable means EOF, the master is gone. Stop rather than linger.
+  loop.event(CONTROL_FD, EV.READ, (ev) => {
+    const n = net.read(CONTROL_FD, new Uint8Array(64));
+    if (n === 0 || (n < 0 && n !== EAGAIN)) {
+      ev.del();
+      stopGracefully();
+    }
+  }).add();
+
+  tell('ready');
+  loop.run();
+  loop.close();
+  process.exit(0);
+}
+
+/** One line to the master. Lines are tiny and rare: if the socket is full, the line is dropped (counts are cumulative). */
+function tell(line: string): void {
+  net.write(CONTROL_FD, Buffer.from(line + '\n', 'latin1'));
+}

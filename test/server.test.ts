@@ -1,0 +1,357 @@
+// The main job end to end: `node scripts/start.mjs` (what `npm start` runs) on a free port,
+// real HTTP clients, worker deaths, reload and stops, and no process left behind.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawn, type ChildProcess } from 'node:child_process';
+import http from 'node:http';
+import { readFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import { packageRoot } from '../src/paths.js';
+import { MECHANISM, MODE, sleep } from './helpers.js';
+
+const IDLE_TIMEOUT_MS = 1000; // the server's sweep then ticks every 250 ms
+
+/** The server's master process, its output lines, and every pid it reported. */
+class Server {
+  readonly lines: string[] = [];
+  readonly pids = new Set<number>();
+  port = 0;
+  exited: Promise<{ code: number | null; signal: string | null }>;
+  #waiters: (() => void)[] = [];
+
+  constructor(readonly child: ChildProcess) {
+    this.pids.add(child.pid!);
+    let partial = '';
+    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+      const parts = (partial + chunk).split('\n');
+      partial = parts.pop()!;
+      for (const line of parts) {
+        this.lines.push(line);
+        const pid = /^worker (\d+) ready/.exec(line)?.[1];
+        if (pid) this.pids.add(Number(pid));
+      }
+      for (const w of this.#waiters.splice(0)) w();
+    });
+    this.exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  }
+
+  static async start(...args: string[]): Promise<Server> {
+    const child = spawn(process.execPath, [join(packageRoot, 'scripts/start.mjs'), '--port', '0', '--mechanism', MECHANISM, ...args], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const server = new Server(child);
+    running.add(server);
+    server.port = Number((await server.waitFor(/^listening on http:\/\/127\.0\.0\.1:(\d+)$/, 60_000))[1]); // may build first
+    return server;
+  }
+
+  /** The first line from index `from` on matching `re` (waits for it). */
+  async waitFor(re: RegExp, timeoutMs = 5000, from = 0): Promise<RegExpMatchArray> {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      for (let i = from; i < this.lines.length; i++) {
+        const m = re.exec(this.lines[i]);
+        if (m) return m;
+      }
+      const exited = this.child.exitCode !== null || this.child.signalCode !== null;
+      if (exited || Date.now() > end) {
+        throw new Error(`no line matching ${re} ${exited ? 'before the server exited' : `within ${timeoutMs} ms`}; got:\n${this.lines.join('\n')}`);
+      }
+      await new Promise<void>((resolve) => {
+        this.#waiters.push(resolve);
+        setTimeout(resolve, 50);
+      });
+    }
+  }
+
+  /** Pids of the workers currently serving (ready and not yet gone). */
+  workers(): number[] {
+    const gone = new Set(this.lines.map((l) => /^worker (\d+) (died|exited|retired)/.exec(l)?.[1]).filter(Boolean).map(Number));
+    return [...this.pids].filter((p) => p !== this.child.pid && !gone.has(p));
+  }
+
+  kill(signal: NodeJS.Signals): void {
+    this.child.kill(signal);
+  }
+}
+
+const running = new Set<Server>();
+
+/** Whether `pid` is gone: exited, and reaped or a zombie waiting for whoever inherited it. */
+function gone(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+  try {
+    return /^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return true; // vanished meanwhile
+  }
+}
+
+async function allGone(pids: Iterable<number>, limitMs = 3000): Promise<number[]> {
+  const end = Date.now() + limitMs;
+  let left = [...pids];
+  while ((left = left.filter((p) => !gone(p))).length > 0 && Date.now() < end) await sleep(20);
+  return left;
+}
+
+function get(port: number, agent: http.Agent, path = '/'): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
+  return new Promise((resolve, reject) => {
+    http.get({ host: '127.0.0.1', port, path, agent }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (d) => { body += d; }).on('end', () => resolve({ status: res.statusCode!, body, headers: res.headers }));
+    }).on('error', reject);
+  });
+}
+
+/** Sends `payload` on a fresh connection; resolves to everything received until the server closes (or `limitMs`). */
+function raw(port: number, payload: string | Buffer, limitMs = 3000): Promise<{ text: string; closed: boolean }> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    const s = connect(port, '127.0.0.1', () => s.write(payload));
+    const timer = setTimeout(() => { s.destroy(); resolve({ text, closed: false }); }, limitMs);
+    s.setEncoding('latin1').on('data', (d) => { text += d; });
+    s.on('end', () => { clearTimeout(timer); s.destroy(); resolve({ text, closed: true }); });
+    s.on('error', (e) => { clearTimeout(timer); reject(e); });
+  });
+}
+
+/** Polls `done` until it holds (or throws after `limitMs`). */
+async function until(what: string, done: () => boolean, limitMs = 5000): Promise<void> {
+  const end = Date.now() + limitMs;
+  while (!done()) {
+    if (Date.now() > end) throw new Error(`not within ${limitMs} ms: ${what}`);
+    await sleep(20);
+  }
+}
+
+const statuses = (text: string) => [...text.matchAll(/^HTTP\/1\.1 (\d{3})/gm)].map((m) => Number(m[1]));
+
+let server: Server;
+
+test.before(async () => {
+  server = await Server.start('--workers', '2', '--idle-timeout', String(IDLE_TIMEOUT_MS), '--status-interval', '200');
+  await until('2 workers ready', () => server.workers().length === 2);
+});
+
+test.after(async () => {
+  for (const s of running) if (s.child.exitCode === null && s.child.signalCode === null) s.kill('SIGKILL');
+  await allGone([...running].flatMap((s) => [...s.pids]));
+});
+
+test('prints where it listens, then its master and workers', () => {
+  assert.ok(server.port > 0);
+  assert.match(server.lines[1], new RegExp(`^master ${server.child.pid}: 2 workers, mechanism ${MECHANISM}$`));
+  assert.is(server.workers().length, 2);
+});
+
+test("answers Node's http client, keeping the connection alive", async () => {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const sockets = new Set();
+  agent.on('free', (socket) => sockets.add(socket));
+  for (let i = 0; i < 20; i++) {
+    const r = await get(server.port, agent, `/${i}`);
+    assert.is(r.status, 200);
+    assert.is(r.body, 'hello\n');
+    assert.is(r.headers['content-length'], '6');
+    assert.ok(r.headers.date, 'a Date header');
+  }
+  assert.is(sockets.size, 1, 'one connection for all 20 requests');
+  agent.destroy();
+});
+
+test('answers pipelined requests in order, each once, and honours Connection: close', async () => {
+  const heads = ['GET /a HTTP/1.1\r\nHost: x\r\n\r\n', 'POST /b HTTP/1.1\r\nContent-Length: 5\r\n\r\nabcde', 'GET /c HTTP/1.1\r\nConnection: close\r\n\r\n'];
+  const { text, closed } = await raw(server.port, heads.join(''));
+  assert.equal(statuses(text), [200, 200, 200]);
+  assert.is(text.match(/hello\n/g)?.length, 3);
+  assert.match(text, /Connection: close\r\n\r\nhello\n$/, 'the last answer says close');
+  assert.ok(closed, 'then the server closes');
+});
+
+test('a head split across writes is answered once complete', async () => {
+  const s = connect(server.port, '127.0.0.1');
+  let text = '';
+  s.setEncoding('latin1').on('data', (d) => { text += d; });
+  await new Promise((r) => s.once('connect', r));
+  for (const part of ['GE', 'T / HTTP/1.1\r\nHo', 'st: x\r\n\r', '\n']) {
+    s.write(part);
+    await sleep(20);
+  }
+  await sleep(50);
+  s.destroy();
+  assert.equal(statuses(text), [200]);
+});
+
+test('HTTP/1.0 closes unless it asks for keep-alive', async () => {
+  const plain = await raw(server.port, 'GET / HTTP/1.0\r\n\r\n');
+  assert.equal(statuses(plain.text), [200]);
+  assert.ok(plain.closed);
+  const kept = await raw(server.port, 'GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n', 300);
+  assert.equal(statuses(kept.text), [200]);
+  assert.match(kept.text, /Connection: keep-alive\r\n/);
+  assert.not.ok(kept.closed, 'kept open');
+});
+
+test('400 for a malformed request line, 431 for a head over 8 KiB; then closed', async () => {
+  for (const bad of ['NONSENSE\r\n\r\n', 'GET /\r\n\r\n', 'GET  / HTTP/1.1\r\n\r\n', 'GET / HTTP/1.1\r\nno colon\r\n\r\n']) {
+    const r = await raw(server.port, bad);
+    assert.equal(statuses(r.text), [400], JSON.stringify(bad));
+    assert.ok(r.closed);
+  }
+  const big = await raw(server.port, `GET / HTTP/1.1\r\nX-Big: ${'x'.repeat(9000)}\r\n\r\n`);
+  assert.equal(statuses(big.text), [431]);
+  assert.ok(big.closed);
+  const fits = await raw(server.port, `GET / HTTP/1.1\r\nX-Big: ${'x'.repeat(8000)}\r\nConnection: close\r\n\r\n`);
+  assert.equal(statuses(fits.text), [200], 'a head under 8 KiB is fine');
+});
+
+test('a client that does not read gets everything once it does (back-pressure)', async () => {
+  const n = 20_000; // ~3 MB of answers: far more than the socket buffers hold
+  const s = connect(server.port, '127.0.0.1');
+  await new Promise((r) => s.once('connect', r));
+  s.pause();
+  s.write('GET / HTTP/1.1\r\n\r\n'.repeat(n));
+  await sleep(200);
+  let count = 0;
+  let tail = '';
+  s.setEncoding('latin1').on('data', (d: string) => {
+    const text = tail + d;
+    count += text.split('hello\n').length - 1;
+    tail = text.slice(text.lastIndexOf('hello\n') + 6);
+  });
+  s.resume();
+  const end = Date.now() + 5000;
+  while (count < n && Date.now() < end) await sleep(20);
+  s.destroy();
+  assert.is(count, n);
+});
+
+test('idle connections are closed after the idle timeout', async () => {
+  const start = Date.now();
+  const r = await raw(server.port, 'GET / HTTP/1.1\r\n\r\n', 4 * IDLE_TIMEOUT_MS);
+  const after = Date.now() - start;
+  assert.equal(statuses(r.text), [200]);
+  assert.ok(r.closed, 'closed by the server');
+  assert.ok(after >= IDLE_TIMEOUT_MS - 50 && after < 2 * IDLE_TIMEOUT_MS, `closed after ${after} ms`);
+});
+
+test('a killed worker is respawned; one that keeps dying is respawned later and later', async () => {
+  const from = server.lines.length;
+  const [victim] = server.workers();
+  process.kill(victim, 'SIGKILL');
+  const first = await server.waitFor(new RegExp(`^worker ${victim} died \\(signal SIGKILL\\); respawning in (\\d+) ms$`), 5000, from);
+  const ready = await server.waitFor(/^worker (\d+) ready$/, 5000, from);
+  const successor = Number(ready[1]);
+  assert.is.not(successor, victim);
+  // It died young: the next death of the same slot waits twice as long.
+  process.kill(successor, 'SIGKILL');
+  const second = await server.waitFor(new RegExp(`^worker ${successor} died \\(signal SIGKILL\\); respawning in (\\d+) ms$`), 5000, from);
+  assert.ok(Number(second[1]) > Number(first[1]) && Number(second[1]) > 0, `${first[1]} ms, then ${second[1]} ms`);
+  await server.waitFor(/^worker (\d+) ready$/, 5000, server.lines.indexOf(second[0]));
+  const status = server.lines.length;
+  await server.waitFor(/^status: 2 workers alive/, 2000, status);
+  assert.is(server.workers().length, 2);
+});
+
+/** Keeps `n` keep-alive requests going until stop(); stop() resolves once the last one is answered. */
+function steadyClient(port: number, n = 4) {
+  const agent = new http.Agent({ keepAlive: true });
+  let stopping = false;
+  const result = { ok: 0, failures: [] as string[] };
+  const loop = async () => {
+    while (!stopping) {
+      try {
+        const r = await get(port, agent);
+        if (r.status === 200 && r.body === 'hello\n') result.ok++;
+        else result.failures.push(`status ${r.status}`);
+      } catch (e) {
+        result.failures.push((e as Error).message);
+      }
+    }
+  };
+  const loops = Array.from({ length: n }, loop);
+  return {
+    result,
+    async stop() {
+      stopping = true;
+      await Promise.all(loops);
+      agent.destroy();
+      return result;
+    },
+  };
+}
+
+test('SIGUSR2 replaces every worker while a steady client sees no failure', async () => {
+  const client = steadyClient(server.port);
+  await sleep(100);
+  const before = server.workers();
+  const from = server.lines.length;
+  server.kill('SIGUSR2');
+  await server.waitFor(/^reload done$/, 8000, from);
+  for (const old of before) await server.waitFor(new RegExp(`^worker ${old} retired \\(code 0\\)$`), 5000, from);
+  await sleep(100);
+  const { ok, failures } = await client.stop();
+  assert.equal(failures, []);
+  assert.ok(ok > 50, `${ok} requests answered during the reload`);
+  const after = server.workers();
+  assert.is(after.length, 2);
+  assert.ok(after.every((p) => !before.includes(p)), 'all new workers');
+});
+
+test('SIGTERM: workers finish the requests in flight, then everything exits; nothing is left behind', async () => {
+  // A request half sent when the signal lands...
+  const s = connect(server.port, '127.0.0.1');
+  let text = '';
+  const ended = new Promise((resolve) => s.on('end', resolve));
+  s.setEncoding('latin1').on('data', (d) => { text += d; });
+  await new Promise((r) => s.once('connect', r));
+  s.write('GET / HTTP/1.1\r\nHost: x\r\n');
+  const client = steadyClient(server.port);
+  await sleep(100);
+  const from = server.lines.length;
+  // No request starts after the signal (the listener goes away); those under way must succeed.
+  const stopped = client.stop();
+  server.kill('SIGTERM');
+  const { ok, failures } = await stopped;
+  assert.equal(failures, []);
+  assert.ok(ok > 0);
+  await server.waitFor(/^graceful stop: 2 workers$/, 2000, from);
+  await sleep(100);
+  // ...is answered once complete (with Connection: close), and the connection closed.
+  s.write('\r\n');
+  await ended;
+  s.destroy();
+  assert.equal(statuses(text), [200]);
+  assert.match(text, /Connection: close\r\n/);
+  const exit = await server.exited;
+  assert.equal(exit, { code: 0, signal: null });
+  assert.equal(await allGone(server.pids), [], 'master and every worker gone');
+});
+
+test('SIGQUIT stops master and workers at once', async () => {
+  const quick = await Server.start('--workers', '2');
+  await until('2 workers ready', () => quick.workers().length === 2);
+  const start = Date.now();
+  quick.kill('SIGQUIT');
+  const exit = await quick.exited;
+  assert.equal(exit, { code: 0, signal: null });
+  assert.ok(Date.now() - start < 2000, `took ${Date.now() - start} ms`);
+  assert.equal(await allGone(quick.pids), []);
+});
+
+test('workers whose master was killed stop on their own', async () => {
+  const orphaned = await Server.start('--workers', '2');
+  await until('2 workers ready', () => orphaned.workers().length === 2);
+  orphaned.kill('SIGKILL'); // no chance to stop them: they see their control socket close
+  await orphaned.exited;
+  assert.equal(await allGone(orphaned.workers()), []);
+});
+
+// The server drives both modes itself (master: start(), workers: run()), so it runs once per
+// mechanism, not once more per EVPOLL_MODE.
+if (MODE === 'run') test.run();
