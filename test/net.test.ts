@@ -1,0 +1,114 @@
+// evpoll/net: nonblocking fd helpers that answer with numbers, not exceptions.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { readFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import * as net from '../src/net.js';
+import { EV } from '../src/index.js';
+import { newLoop, iterateUntil, closeAll, pipe, socketpair, throwsCode } from './helpers.js';
+
+test.after.each(closeAll);
+
+const EAGAIN = -11, EBADF = -9, EPIPE = -32, EADDRINUSE = -98;
+
+/** O_NONBLOCK and FD_CLOEXEC as the kernel reports them for our own fd. */
+function flags(fd: number): { nonblock: boolean; cloexec: boolean } {
+  const info = readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8');
+  const f = parseInt(/flags:\s+(\d+)/.exec(info)![1], 8);
+  return { nonblock: (f & 0o4000) !== 0, cloexec: (f & 0o2000000) !== 0 };
+}
+
+test('pipe() and socketpair(): nonblocking, close-on-exec, connected', () => {
+  for (const [a, b] of [pipe(), socketpair()]) {
+    assert.equal(flags(a), { nonblock: true, cloexec: true });
+    assert.equal(flags(b), { nonblock: true, cloexec: true });
+    assert.is(net.write(b, new Uint8Array([1, 2, 3])), 3);
+    const buf = new Uint8Array(8);
+    assert.is(net.read(a, buf), 3);
+    assert.equal([...buf.subarray(0, 3)], [1, 2, 3]);
+  }
+});
+
+test('read(): EAGAIN when empty, 0 at EOF, offset and length honoured', () => {
+  const [r, w] = pipe();
+  const buf = new Uint8Array(8);
+  assert.is(net.read(r, buf), EAGAIN);
+  net.write(w, new Uint8Array([7, 8, 9, 10]));
+  assert.is(net.read(r, buf, 2, 2), 2);
+  assert.equal([...buf.subarray(0, 4)], [0, 0, 7, 8]);
+  assert.is(net.close(w), 0);
+  assert.is(net.read(r, buf), 2);
+  assert.is(net.read(r, buf), 0, 'EOF');
+  assert.throws(() => net.read(r, buf, 6, 4), /outside the buffer/);
+});
+
+test('write(): EAGAIN when the peer is full, EPIPE when it is gone; close() twice: EBADF', () => {
+  const [a, b] = socketpair();
+  const big = new Uint8Array(1 << 16);
+  let n: number;
+  do n = net.write(a, big);
+  while (n > 0);
+  assert.is(n, EAGAIN);
+  const [r, w] = pipe();
+  net.close(r);
+  assert.is(net.write(w, big.subarray(0, 1)), EPIPE);
+  net.close(w);
+  assert.is(net.close(w), EBADF);
+  void b;
+});
+
+test('bad fds are refused before any syscall', () => {
+  throwsCode(() => net.read(-1, new Uint8Array(1)), 'ERR_EVPOLL_INVALID_ARG');
+  throwsCode(() => net.write(1.5, new Uint8Array(1)), 'ERR_EVPOLL_INVALID_ARG');
+  throwsCode(() => net.close('3' as unknown as number), 'ERR_EVPOLL_INVALID_ARG');
+  throwsCode(() => net.listen('127.0.0.1', 70000), 'ERR_EVPOLL_INVALID_ARG');
+  throwsCode(() => net.listen('localhost-not-an-ip', 0), 'ERR_EVPOLL_INVALID_ARG');
+  throwsCode(() => net.accept(0, 0), 'ERR_EVPOLL_INVALID_ARG');
+});
+
+test('listen(): port 0 picks a free port; a taken port is EADDRINUSE in SystemError shape', () => {
+  const fd = net.listen('127.0.0.1', 0, { backlog: 16 });
+  try {
+    assert.equal(flags(fd), { nonblock: true, cloexec: true });
+    const port = net.localPort(fd);
+    assert.ok(port > 0);
+    const err = throwsCode(() => net.listen('127.0.0.1', port), 'EADDRINUSE');
+    assert.is(err.errno, EADDRINUSE);
+    assert.is(err.syscall, 'listen');
+    // SO_REUSEPORT on both: the second bind is allowed.
+    const a = net.listen('127.0.0.1', 0, { reusePort: true });
+    const b = net.listen('127.0.0.1', net.localPort(a), { reusePort: true });
+    net.close(a);
+    net.close(b);
+    const v6 = net.listen('::1', 0);
+    assert.ok(net.localPort(v6) > 0);
+    net.close(v6);
+  } finally {
+    net.close(fd);
+  }
+});
+
+test('accept(): EAGAIN with nothing pending; a batch of connections, nonblocking and close-on-exec', async () => {
+  const fd = net.listen('127.0.0.1', 0);
+  const port = net.localPort(fd);
+  assert.is(net.accept(fd), EAGAIN);
+  const clients = Array.from({ length: 5 }, () => connect(port, '127.0.0.1'));
+  await Promise.all(clients.map((c) => new Promise((resolve) => c.once('connect', resolve))));
+  const loop = newLoop();
+  const got: number[] = [];
+  loop.event(fd, EV.READ, () => {
+    const r = net.accept(fd, 3);
+    if (Array.isArray(r)) got.push(...r);
+  }).add();
+  await iterateUntil(loop, () => got.length === 5);
+  for (const c of got) {
+    assert.equal(flags(c), { nonblock: true, cloexec: true });
+    assert.is(net.setNoDelay(c), 0);
+    net.close(c);
+  }
+  clients.forEach((c) => c.destroy());
+  loop.close();
+  net.close(fd);
+});
+
+test.run();
