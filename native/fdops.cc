@@ -22,22 +22,6 @@ int32_t Int(const Napi::CallbackInfo& info, size_t i, int32_t fallback = -1) {
   return napi_get_value_int32(info.Env(), info[i], &v) == napi_ok ? v : fallback;
 }
 
-// A Uint8Array / Buffer argument's bytes; false with a TypeError pending otherwise.
-bool Bytes(const Napi::CallbackInfo& info, size_t i, uint8_t** data, size_t* length) {
-  napi_typedarray_type type;
-  size_t count, offset;
-  napi_value ab;
-  void* p;
-  if (napi_get_typedarray_info(info.Env(), info[i], &type, &count, &p, &ab, &offset) != napi_ok ||
-      type != napi_uint8_array) {
-    Napi::TypeError::New(info.Env(), "buffer must be a Uint8Array or Buffer").ThrowAsJavaScriptException();
-    return false;
-  }
-  *data = static_cast<uint8_t*>(p);
-  *length = count;
-  return true;
-}
-
 Napi::Value Pair(Napi::Env env, int r, const int fds[2]) {
   if (r < 0) return Napi::Number::New(env, -errno);
   Napi::Array a = Napi::Array::New(env, 2);
@@ -58,43 +42,64 @@ Napi::Value SocketPair(const Napi::CallbackInfo& info) {
   return Pair(info.Env(), socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds), fds);
 }
 
-// read(fd, buffer, offset = 0, length = rest) -> bytes | 0 at EOF | -errno (EAGAIN included)
-Napi::Value Read(const Napi::CallbackInfo& info) {
-  uint8_t* data;
-  size_t length;
-  if (!Bytes(info, 1, &data, &length)) return Napi::Value();
-  size_t offset = static_cast<size_t>(Int(info, 2, 0));
-  size_t want = info[3].IsUndefined() ? length - offset : static_cast<size_t>(Int(info, 3, 0));
-  if (offset > length || want > length - offset) {
-    Napi::RangeError::New(info.Env(), "offset/length outside the buffer").ThrowAsJavaScriptException();
-    return Napi::Value();
-  }
-  ssize_t n;
-  do n = read(Int(info, 0), data + offset, want); while (n < 0 && errno == EINTR);
-  return Napi::Number::New(info.Env(), n < 0 ? -errno : static_cast<double>(n));
+// read/write/close are the hot path of every callback that drains an fd, so they use N-API
+// directly: node-addon-api's CallbackInfo and value wrappers cost about 0.3 µs a call here,
+// a quarter of the syscall they wrap.
+
+// The int32 argument i, or `fallback` when it is absent, undefined or not a number.
+int32_t RawInt(napi_env env, size_t argc, napi_value* argv, size_t i, int32_t fallback) {
+  int32_t v;
+  return i < argc && napi_get_value_int32(env, argv[i], &v) == napi_ok ? v : fallback;
 }
 
-// write(fd, buffer, offset = 0, length = rest) -> bytes | -errno (EAGAIN included)
-Napi::Value Write(const Napi::CallbackInfo& info) {
-  uint8_t* data;
-  size_t length;
-  if (!Bytes(info, 1, &data, &length)) return Napi::Value();
-  size_t offset = static_cast<size_t>(Int(info, 2, 0));
-  size_t want = info[3].IsUndefined() ? length - offset : static_cast<size_t>(Int(info, 3, 0));
-  if (offset > length || want > length - offset) {
-    Napi::RangeError::New(info.Env(), "offset/length outside the buffer").ThrowAsJavaScriptException();
-    return Napi::Value();
-  }
-  ssize_t n;
-  // MSG_NOSIGNAL would need send(); a pipe's EPIPE still raises SIGPIPE, which Node ignores.
-  do n = write(Int(info, 0), data + offset, want); while (n < 0 && errno == EINTR);
-  return Napi::Number::New(info.Env(), n < 0 ? -errno : static_cast<double>(n));
+napi_value RawNumber(napi_env env, double v) {
+  napi_value out;
+  napi_create_double(env, v, &out);
+  return out;
 }
+
+// read(fd, buffer, offset = 0, length = rest) -> bytes | 0 at EOF | -errno (EAGAIN included)
+// write(fd, buffer, offset = 0, length = rest) -> bytes | -errno (EAGAIN included)
+napi_value Transfer(napi_env env, napi_callback_info info, bool writing) {
+  size_t argc = 4;
+  napi_value argv[4];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  napi_typedarray_type type;
+  size_t length, offset_in_ab;
+  napi_value ab;
+  void* p;
+  if (argc < 2 || napi_get_typedarray_info(env, argv[1], &type, &length, &p, &ab, &offset_in_ab) != napi_ok ||
+      type != napi_uint8_array) {
+    napi_throw_type_error(env, nullptr, "buffer must be a Uint8Array or Buffer");
+    return nullptr;
+  }
+  int32_t fd = RawInt(env, argc, argv, 0, -1);
+  int32_t off = RawInt(env, argc, argv, 2, 0);
+  int32_t want = RawInt(env, argc, argv, 3, -1);
+  size_t offset = static_cast<size_t>(off);
+  size_t count = want < 0 ? length - (offset <= length ? offset : length) : static_cast<size_t>(want);
+  if (off < 0 || offset > length || count > length - offset) {
+    napi_throw_range_error(env, nullptr, "offset/length outside the buffer");
+    return nullptr;
+  }
+  uint8_t* data = static_cast<uint8_t*>(p) + offset;
+  ssize_t n;
+  // A pipe's EPIPE on write also raises SIGPIPE, which Node ignores.
+  do n = writing ? write(fd, data, count) : read(fd, data, count);
+  while (n < 0 && errno == EINTR);
+  return RawNumber(env, n < 0 ? -errno : static_cast<double>(n));
+}
+
+napi_value Read(napi_env env, napi_callback_info info) { return Transfer(env, info, false); }
+napi_value Write(napi_env env, napi_callback_info info) { return Transfer(env, info, true); }
 
 // close(fd) -> 0 | -errno. EINTR is not retried: on Linux the fd is gone whatever close says.
-Napi::Value Close(const Napi::CallbackInfo& info) {
-  int r = close(Int(info, 0));
-  return Napi::Number::New(info.Env(), r < 0 && errno != EINTR ? -errno : 0);
+napi_value Close(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  int r = close(RawInt(env, argc, argv, 0, -1));
+  return RawNumber(env, r < 0 && errno != EINTR ? -errno : 0);
 }
 
 // listen(host, port, backlog, reusePort) -> fd | -errno. IPv4 or IPv6 literal host;
@@ -186,9 +191,11 @@ Napi::Value SetNoDelay(const Napi::CallbackInfo& info) {
 void RegisterFdOps(Napi::Env env, Napi::Object exports) {
   exports.Set("pipe", Napi::Function::New(env, Pipe, "pipe"));
   exports.Set("socketpair", Napi::Function::New(env, SocketPair, "socketpair"));
-  exports.Set("read", Napi::Function::New(env, Read, "read"));
-  exports.Set("write", Napi::Function::New(env, Write, "write"));
-  exports.Set("close", Napi::Function::New(env, Close, "close"));
+  for (auto [name, fn] : {std::pair{"read", Read}, std::pair{"write", Write}, std::pair{"close", Close}}) {
+    napi_value f;
+    napi_create_function(env, name, NAPI_AUTO_LENGTH, fn, nullptr, &f);
+    exports.Set(name, Napi::Value(env, f));
+  }
   exports.Set("listen", Napi::Function::New(env, Listen, "listen"));
   exports.Set("accept", Napi::Function::New(env, Accept, "accept"));
   exports.Set("localPort", Napi::Function::New(env, LocalPort, "localPort"));
