@@ -20,6 +20,22 @@ let list: usize = 0;
 let listCap: i32 = 0;
 let listLen: i32 = 0;
 
+// Where the JS side finds the ready area and the dispatch list without a call per iteration:
+// three words it reads from memory — dispatch list address, ready area address, ready
+// capacity — rewritten whenever either region moves.
+const SHARED: usize = memory.data(12);
+
+function publish(): void {
+  store<u32>(SHARED, <u32>list);
+  store<u32>(SHARED, <u32>ready, 4);
+  store<i32>(SHARED, readyCap, 8);
+}
+
+/** The address of the three shared words (see SHARED); allocates the ready area first. */
+export function sharedPtr(): usize {
+  if (readyCap == 0) growReady();
+  return SHARED;
+}
 export function readyPtr(): usize {
   if (readyCap == 0) growReady();
   return ready;
@@ -33,6 +49,7 @@ export function growReady(): void {
   const next = grownCapacity(readyCap, readyCap + 1, 64);
   ready = regrow(ready, 0, <usize>next * RECORD);
   readyCap = next;
+  publish();
 }
 
 export function dispatchPtr(): usize { return list; }
@@ -42,6 +59,7 @@ function append(slot: i32, which: i32): void {
     const next = grownCapacity(listCap, listLen + 1, 64);
     list = regrow(list, <usize>listLen * ENTRY, <usize>next * ENTRY);
     listCap = next;
+    publish();
   }
   const e = list + <usize>listLen * ENTRY;
   store<i32>(e, slot);

@@ -7,7 +7,7 @@ import { schedule, unschedule, earliestDeadline, scheduledCount } from './timers
 import { watch, unwatch, opKind, opFd, opInterest, opGen } from './fds';
 
 export { watch, unwatch } from './fds';
-export { collect, readyPtr, readyCapacity, growReady, dispatchPtr } from './dispatch';
+export { collect, readyPtr, readyCapacity, growReady, dispatchPtr, sharedPtr } from './dispatch';
 
 export function lastOpKind(): i32 { return opKind; }
 export function lastOpFd(): i32 { return opFd; }

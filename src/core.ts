@@ -18,6 +18,8 @@ export interface CoreExports {
   readyCapacity(): number;
   growReady(): void;
   dispatchPtr(): number;
+  /** Three int32 words the core keeps current: dispatch list address, ready area address, ready capacity. */
+  sharedPtr(): number;
   pendingCount(): number;
   timerCount(): number;
 }

@@ -62,6 +62,8 @@ export class EventLoop extends EventEmitter {
   #events: (Event<any> | undefined)[] = [];
   /** The dispatch list being walked; entries past #next survive a throwing callback. */
   #listBase = 0;
+  /** Int32 index of the core's shared words (dispatch list, ready area, ready capacity). */
+  #shared: number;
   #next = 0;
   #length = 0;
   #running = false;
@@ -101,6 +103,7 @@ export class EventLoop extends EventEmitter {
     this.#waitSyscall = m.name === 'epoll' ? 'epoll_wait' : m.name;
     this.#core = instantiateCore();
     this.#backend = new addon.Backend(m.name, maxFd);
+    this.#shared = this.#core.sharedPtr() >> 2;
     this.#buffer = this.#core.memory.buffer;
     this.#i32 = new Int32Array(this.#buffer);
     debug('loop created: mechanism %s, maxFd %d', this.mechanism, maxFd);
@@ -366,16 +369,18 @@ export class EventLoop extends EventEmitter {
   /** Takes ready records from the backend into the core's memory, collects, dispatches. */
   #gather(take: (buffer: ArrayBuffer, offset: number, capacity: number) => number): number {
     const core = this.#core;
-    const readyPtr = core.readyPtr();
-    const capacity = core.readyCapacity();
+    // Where the ready area is: read from the words the core keeps current, not asked for.
     this.#refreshViews();
+    const shared = this.#shared;
+    const readyPtr = this.#i32[shared + 1];
+    const capacity = this.#i32[shared + 2];
     const count = take(this.#buffer, readyPtr, capacity);
     if (count < 0) throw systemError(count, this.#waitSyscall);
     this.#length = core.collect(this.#now(), count);
-    this.#listBase = core.dispatchPtr() >> 2;
-    this.#next = 0;
     if (count === capacity) core.growReady(); // a full wait may have left fds unreported
     this.#refreshViews();
+    this.#listBase = this.#i32[shared] >> 2;
+    this.#next = 0;
     return this.#dispatch();
   }
 
