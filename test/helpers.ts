@@ -1,6 +1,10 @@
 // Shared by every suite: the mechanism and mode under test (set by scripts/test.mjs), fds that
 // are cleaned up, and one way to drive the loop in either mode.
 import { readdirSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { packageRoot } from '../src/paths.js';
 import { EventLoop, type EventLoopOptions } from '../src/index.js';
 import * as net from '../src/net.js';
 
@@ -128,4 +132,18 @@ export function throwsCode(fn: () => unknown, code: string): Error & { code: str
     return err;
   }
   throw new Error(`expected an error with code ${code}, nothing was thrown`);
+}
+
+/**
+ * Runs `code`, an ES module body with EventLoop, EV, net (evpoll/net) and MECHANISM in scope,
+ * in a child node process on the built package; returns its status, output and duration.
+ */
+export function runChild(code: string, timeout = 15_000) {
+  const url = (f: string) => JSON.stringify(pathToFileURL(join(packageRoot, f)).href);
+  const prelude = `import { EventLoop, EV } from ${url('dist/index.js')};
+import * as net from ${url('dist/net.js')};
+const MECHANISM = ${JSON.stringify(MECHANISM)};\n`;
+  const started = performance.now();
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', prelude + code], { encoding: 'utf8', timeout });
+  return { ...r, ms: performance.now() - started };
 }

@@ -1,23 +1,11 @@
 // Integrated mode: loop.start() rides on Node's event loop.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawnSync } from 'node:child_process';
-import { join } from 'node:path';
 import { EV } from '../src/index.js';
-import { packageRoot } from '../src/paths.js';
-import { MECHANISM, newLoop, pipe, writeByte, drain, closeAll, sleep, throwsCode } from './helpers.js';
+import { newLoop, pipe, writeByte, drain, closeAll, sleep, throwsCode, runChild } from './helpers.js';
 
 test.after.each(closeAll);
 
-/** Runs `code` (an ES module body with EventLoop, EV, net in scope) in a child node; returns its result. */
-function child(code: string, timeout = 10_000) {
-  const prelude = `import { EventLoop, EV } from ${JSON.stringify(join(packageRoot, 'dist/index.js'))};
-import * as net from ${JSON.stringify(join(packageRoot, 'dist/net.js'))};
-const MECHANISM = ${JSON.stringify(MECHANISM)};\n`;
-  const started = performance.now();
-  const r = spawnSync(process.execPath, ['--input-type=module', '-e', prelude + code], { encoding: 'utf8', timeout });
-  return { ...r, ms: performance.now() - started };
-}
 
 test('Node timers and I/O keep running while evpoll dispatches', async () => {
   const loop = newLoop();
@@ -99,7 +87,7 @@ test('a callback that throws is emitted as error when the loop has listeners; th
 });
 
 test('without error listeners a throwing callback is an uncaught exception', () => {
-  const r = child(`
+  const r = runChild(`
     process.on('uncaughtException', (e) => { console.log('uncaught:' + e.message); process.exit(0); });
     const loop = new EventLoop({ mechanism: MECHANISM });
     loop.timer(0, () => { throw new Error('kaboom'); }).add(1);
@@ -125,7 +113,7 @@ test('promise jobs and nextTicks queued by a callback run before the next batch'
 });
 
 test('a ref\'d started loop with events keeps the process alive; unref() or nothing registered does not', () => {
-  const alive = child(`
+  const alive = runChild(`
     const [r] = net.pipe();
     const loop = new EventLoop({ mechanism: MECHANISM });
     loop.event(r, EV.READ, () => {}).add();
@@ -135,7 +123,7 @@ test('a ref\'d started loop with events keeps the process alive; unref() or noth
   assert.is(alive.status, 0, alive.stderr);
   assert.match(alive.stdout, /still alive/);
 
-  const unrefd = child(`
+  const unrefd = runChild(`
     const [r] = net.pipe();
     const loop = new EventLoop({ mechanism: MECHANISM });
     loop.event(r, EV.READ, () => {}).add();
@@ -146,7 +134,7 @@ test('a ref\'d started loop with events keeps the process alive; unref() or noth
   assert.not.match(unrefd.stdout, /kept alive/);
   assert.ok(unrefd.ms < 1500, `exited after ${unrefd.ms} ms`);
 
-  const empty = child(`
+  const empty = runChild(`
     const loop = new EventLoop({ mechanism: MECHANISM });
     loop.start();
     const t = loop.timer(0, () => console.log('timer fired')).add(50);

@@ -1,19 +1,12 @@
 // loop.signal(): FPM's self-pipe, in run() and start() modes.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn, spawnSync } from 'node:child_process';
-import { join } from 'node:path';
+import { spawn } from 'node:child_process';
 import { EV } from '../src/index.js';
-import { packageRoot } from '../src/paths.js';
-import { MECHANISM, MODE, newLoop, iterate, iterateUntil, closeAll, throwsCode, openFds, sleep } from './helpers.js';
+import { MODE, newLoop, iterate, iterateUntil, closeAll, throwsCode, openFds, sleep, runChild } from './helpers.js';
 
 test.after.each(closeAll);
 
-function child(code: string, timeout = 15_000) {
-  const prelude = `import { EventLoop, EV } from ${JSON.stringify(join(packageRoot, 'dist/index.js'))};
-const MECHANISM = ${JSON.stringify(MECHANISM)};\n`;
-  return spawnSync(process.execPath, ['--input-type=module', '-e', prelude + code], { encoding: 'utf8', timeout });
-}
 
 test('a signal reaches its callback with its name; del() stops it', async () => {
   const loop = newLoop();
@@ -102,7 +95,7 @@ test('two loops watching one signal both see it; one del() leaves the other watc
 
 test('the last del() and close() put the previous handler back (SIGTERM kills again)', () => {
   for (const how of ['del', 'close']) {
-    const r = child(`
+    const r = runChild(`
       const loop = new EventLoop({ mechanism: MECHANISM });
       const ev = loop.signal('SIGTERM', () => {});
       ${how === 'del' ? 'ev.del();' : 'loop.close();'}
