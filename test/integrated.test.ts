@@ -95,6 +95,18 @@ test('without error listeners a throwing callback is an uncaught exception', () 
   `);
   assert.is(r.status, 0, r.stderr);
   assert.match(r.stdout, /uncaught:kaboom/);
+  // The same from an fd callback, dispatched from the backend's own wake-up (uv_poll or the
+  // helper thread's uv_async) rather than from a Node timer.
+  const fd = runChild(`
+    process.on('uncaughtException', (e) => { console.log('uncaught:' + e.message); process.exit(0); });
+    const loop = new EventLoop({ mechanism: MECHANISM });
+    const [r, w] = net.pipe();
+    loop.event(r, EV.READ, () => { throw new Error('fd-kaboom'); }).add();
+    loop.start();
+    setTimeout(() => net.write(w, new Uint8Array([1])), 20);
+  `);
+  assert.is(fd.status, 0, fd.stderr);
+  assert.match(fd.stdout, /uncaught:fd-kaboom/);
 });
 
 test('promise jobs and nextTicks queued by a callback run before the next batch', async () => {
