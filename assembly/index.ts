@@ -2,7 +2,7 @@
 // boundary is a number; every call that can grow memory may detach the JS side's views.
 
 import { EV_PERSIST, EV_TIMEOUT } from './constants';
-import { allocSlot, isLive, liveSlots, slotKind, KIND_TIMER, KIND_FD, setSlotInterest, retireSlot } from './slots';
+import { allocSlot, isLive, liveSlots, slotKind, KIND_TIMER, KIND_FD, setSlotInterest, retireSlot, recycleRetired } from './slots';
 import { schedule, unschedule, earliestDeadline, scheduledCount } from './timers';
 import { watch, unwatch, opKind, opFd, opInterest, opGen } from './fds';
 
@@ -38,8 +38,13 @@ export function timerReschedule(slot: i32, now: f64, frequency: f64): i32 {
  * Ends a pending event of either kind; for an fd event the backend change is in lastOp*.
  * Returns 0 if the slot was already released (by collect(): a one-shot timer that fired, or an
  * fd the backend reported invalid), 1 otherwise.
+ *
+ * `walked`: nonzero when the caller is not walking a dispatch list (none left, or its last
+ * entry reached), so released slots may be reused at once. Otherwise they wait for the next
+ * collect(); without this, a program that adds and deletes events between iterations would
+ * grow the slot table by one slot per cycle until the loop turns.
  */
-export function release(slot: i32): i32 {
+export function release(slot: i32, walked: i32): i32 {
   if (!isLive(slot)) return 0;
   if (slotKind(slot) == KIND_FD) {
     unwatch(slot);
@@ -47,6 +52,7 @@ export function release(slot: i32): i32 {
     unschedule(slot);
     retireSlot(slot);
   }
+  if (walked) recycleRetired();
   return 1;
 }
 

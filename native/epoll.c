@@ -19,7 +19,11 @@ struct evp_backend {
 
 static int epoll_available(void) {
   int fd = epoll_create1(EPOLL_CLOEXEC);
-  if (fd < 0) return 0;
+  /*
+   * Only a kernel without epoll says ENOSYS. EMFILE/ENFILE/ENOMEM mean this process is out of
+   * fds or memory right now: epoll is there, and init will report the real refusal.
+   */
+  if (fd < 0) return errno != ENOSYS;
   close(fd);
   return 1;
 }

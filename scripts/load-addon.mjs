@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const path = ['Release', 'Debug'].map((d) => join(root, 'build', d, 'evpoll.node')).find(existsSync);
+// EVPOLL_ADDON=path: that build instead, as src/native.ts does.
+const path = process.env.EVPOLL_ADDON || ['Release', 'Debug'].map((d) => join(root, 'build', d, 'evpoll.node')).find(existsSync);
 if (!path) throw new Error('evpoll: the native addon is not built; run `npm run build`');
 export const addon = createRequire(import.meta.url)(path);

@@ -5,7 +5,8 @@ import { artefact } from './paths.js';
 export interface CoreExports {
   memory: WebAssembly.Memory;
   watch(fd: number, interest: number): number;
-  release(slot: number): number;
+  /** `walked`: 1 when no dispatch list is being walked, so the slot may be reused at once. */
+  release(slot: number, walked?: number): number;
   lastOpKind(): number;
   lastOpFd(): number;
   lastOpInterest(): number;

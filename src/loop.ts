@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { fstatSync } from 'node:fs';
 import { debuglog } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { EV, FD_EVENT_FLAGS, TIMER_FLAGS, OP_ADD, OP_MODIFY, OP_REMOVE } from './flags.js';
@@ -15,7 +16,7 @@ const debug = debuglog('evpoll');
 export interface EventLoopOptions {
   /** 'epoll', 'poll' or 'select', case-insensitive. Default: EVPOLL_MECHANISM, else the first available. */
   mechanism?: string;
-  /** fds at or above this are refused at add() (FPM's max_fd). Default 1048576. */
+  /** fds at or above this are refused at add() (FPM's max_fd). Default 1048576, at most 2**26. */
   maxFd?: number;
   /**
    * The monotonic clock timers run on, in ms. Default performance.now. A test can pass a
@@ -26,10 +27,30 @@ export interface EventLoopOptions {
 }
 
 const DEFAULT_MAX_FD = 1 << 20;
+/**
+ * The core's fd table takes 16 bytes per fd number up to the highest watched, in a 32-bit
+ * linear memory: beyond 2**26 (a GiB of table) its offsets would wrap. No process has that
+ * many fds (Linux's default nr_open is 2**20).
+ */
+const MAX_MAX_FD = 1 << 26;
+/**
+ * An fd this far above every fd watched so far is checked to be open before the core grows
+ * its table to it, so that a bogus number costs an EBADF, not megabytes of table.
+ */
+const FD_JUMP = 1 << 16;
 const MAX_TIMEOUT = 0x7fffffff;
 
 function isNonNegativeInteger(n: unknown): n is number {
   return typeof n === 'number' && Number.isInteger(n) && n >= 0;
+}
+
+function isOpen(fd: number): boolean {
+  try {
+    fstatSync(fd);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function checkTimeout(ms: unknown, what: string): number {
@@ -83,6 +104,8 @@ export class EventLoop extends EventEmitter {
   #signals: SignalSet | undefined;
   #now: () => number;
   #fdLimit: number;
+  /** The highest fd watched so far (see FD_JUMP). */
+  #fdHigh = 0;
   #addSyscall: string;
   #waitSyscall: string;
 
@@ -90,7 +113,9 @@ export class EventLoop extends EventEmitter {
     super();
     if (options === null || typeof options !== 'object') throw invalidArg('options must be an object');
     const maxFd = options.maxFd ?? DEFAULT_MAX_FD;
-    if (!isNonNegativeInteger(maxFd) || maxFd < 1) throw invalidArg(`maxFd must be a positive integer, got ${String(maxFd)}`);
+    if (!isNonNegativeInteger(maxFd) || maxFd < 1 || maxFd > MAX_MAX_FD) {
+      throw invalidArg(`maxFd must be an integer from 1 to ${MAX_MAX_FD}, got ${String(maxFd)}`);
+    }
     if (options.clock !== undefined && typeof options.clock !== 'function') throw invalidArg('clock must be a function returning ms');
     this.#now = options.clock ?? (() => performance.now());
     const m = resolveMechanism(options.mechanism);
@@ -342,7 +367,11 @@ export class EventLoop extends EventEmitter {
     this._afterBatch?.(ran);
   }
 
-  /** After any core call that can grow its memory: views of the old buffer are detached. */
+  /**
+   * Before reading the core's memory after anything that may have grown it (memory.grow
+   * detaches the old buffer and every view of it). add() and del() do not call this: asking
+   * for memory.buffer costs more than the rest of a timer add(); the readers check instead.
+   */
   #refreshViews(): void {
     const buffer = this.#core.memory.buffer;
     if (buffer !== this.#buffer) {
@@ -369,8 +398,9 @@ export class EventLoop extends EventEmitter {
   /** Takes ready records from the backend into the core's memory, collects, dispatches. */
   #gather(take: (buffer: ArrayBuffer, offset: number, capacity: number) => number): number {
     const core = this.#core;
-    // Where the ready area is: read from the words the core keeps current, not asked for.
-    this.#refreshViews();
+    // Where the ready area is: read from the words the core keeps current, not asked for. The
+    // memory.buffer getter is asked only when the view is detached (length 0): memory grew.
+    if (this.#i32.length === 0) this.#refreshViews();
     const shared = this.#shared;
     const readyPtr = this.#i32[shared + 1];
     const capacity = this.#i32[shared + 2];
@@ -378,7 +408,7 @@ export class EventLoop extends EventEmitter {
     if (count < 0) throw systemError(count, this.#waitSyscall);
     this.#length = core.collect(this.#now(), count);
     if (count === capacity) core.growReady(); // a full wait may have left fds unreported
-    this.#refreshViews();
+    if (this.#i32.length === 0) this.#refreshViews();
     this.#listBase = this.#i32[shared] >> 2;
     this.#next = 0;
     return this.#dispatch();
@@ -387,6 +417,8 @@ export class EventLoop extends EventEmitter {
   #dispatch(): number {
     let ran = 0;
     while (this.#next < this.#length && !this.#closed) {
+      // A callback's add() may have grown the memory: a detached view has length 0.
+      if (this.#i32.length === 0) this.#refreshViews();
       const at = this.#listBase + 2 * this.#next++;
       const slot = this.#i32[at];
       const which = this.#i32[at + 1];
@@ -417,27 +449,27 @@ export class EventLoop extends EventEmitter {
       if (ev._slot >= 0) this.#events[ev._slot] = undefined; // fired one-shot, callback not yet run
       ev._slot = core.timerAdd(now, ms, ev.flags);
       this.#events[ev._slot] = ev;
-      this.#refreshViews();
       if (this.#started && !this.#running) this.#afterChange();
       return;
     }
     if (ev._slot >= 0) return; // a pending fd event stays as it is
     const fd = ev.fd;
     if (fd >= this.#fdLimit) throw this.#fdLimitError(fd);
+    if (fd > this.#fdHigh + FD_JUMP && !isOpen(fd)) throw systemError(-9, this.#addSyscall);
     const slot = core.watch(fd, ev.flags & (EV.READ | EV.WRITE | EV.EDGE | EV.EXCLUSIVE));
-    this.#refreshViews();
     const op = core.lastOpKind();
     if (op === OP_ADD || op === OP_MODIFY) {
       const interest = core.lastOpInterest();
       const gen = core.lastOpGen() >>> 0;
       const rc = op === OP_ADD ? this.#backend.add(fd, interest, gen) : this.#backend.modify(fd, interest, gen);
       if (rc < 0) {
-        core.release(slot); // the backend refused: leave the core as it was
+        core.release(slot, this.#walked()); // the backend refused: leave the core as it was
         throw systemError(rc, this.#addSyscall);
       }
     }
     ev._slot = slot;
     this.#events[slot] = ev;
+    if (fd > this.#fdHigh) this.#fdHigh = fd;
     if (this.#started && !this.#running) this.#afterChange();
   }
 
@@ -448,7 +480,7 @@ export class EventLoop extends EventEmitter {
     if (slot < 0) return false;
     ev._slot = -1;
     this.#events[slot] = undefined;
-    if (this.#core.release(slot) && ev.fd >= 0) {
+    if (this.#core.release(slot, this.#walked()) && ev.fd >= 0) {
       const core = this.#core;
       const op = core.lastOpKind();
       // Errors are ignored: an fd closed behind the loop's back has left the backend already.
@@ -457,6 +489,14 @@ export class EventLoop extends EventEmitter {
     }
     if (this.#started && !this.#running) this.#afterChange();
     return true;
+  }
+
+  /**
+   * 1 when no later entry of the dispatch list will be read (its last callback may be running):
+   * a released slot can then be reused at once without an entry reaching the wrong Event.
+   */
+  #walked(): number {
+    return this.#next >= this.#length ? 1 : 0;
   }
 
   #fdLimitError(fd: number): EvpollError {

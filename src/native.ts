@@ -37,5 +37,8 @@ export interface NativeAddon {
 }
 
 const require = createRequire(import.meta.url);
-// EVPOLL_SANITIZE builds go to build/Debug.
-export const addon: NativeAddon = require(artefact('the native addon', ['build/Release/evpoll.node', 'build/Debug/evpoll.node']));
+// EVPOLL_ADDON=path loads that build instead (scripts/asan.mjs and valgrind.mjs point it at
+// their own builds); otherwise build/Release, else build/Debug.
+export const addon: NativeAddon = require(
+  process.env.EVPOLL_ADDON || artefact('the native addon', ['build/Release/evpoll.node', 'build/Debug/evpoll.node']),
+);
