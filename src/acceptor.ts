@@ -50,11 +50,19 @@ export class Acceptor {
   #onError: ((err: SystemError) => void) | undefined;
 
   constructor(loop: EventLoop, listenFd: number, onConnection: (fd: number) => void, options: AcceptorOptions = {}) {
+    if (options === null || typeof options !== 'object') throw invalidArg('options must be an object');
     const batch = options.batch ?? 100;
     const backoffMs = options.backoffMs ?? 100;
     if (!Number.isInteger(batch) || batch < 1) throw invalidArg(`batch must be an integer >= 1, got ${String(batch)}`);
-    if (typeof backoffMs !== 'number' || !(backoffMs >= 0)) throw invalidArg(`backoffMs must be a number >= 0, got ${String(backoffMs)}`);
+    // Finite: the back-off timer is armed from inside a callback, where a refusal would leave
+    // the listener switched off for good.
+    if (typeof backoffMs !== 'number' || !Number.isFinite(backoffMs) || backoffMs < 0) {
+      throw invalidArg(`backoffMs must be a finite number >= 0, got ${String(backoffMs)}`);
+    }
     if (typeof onConnection !== 'function') throw invalidArg('onConnection must be a function');
+    for (const name of ['onBackoff', 'onError'] as const) {
+      if (options[name] !== undefined && typeof options[name] !== 'function') throw invalidArg(`${name} must be a function`);
+    }
     this.listenFd = listenFd;
     this.#batch = batch;
     this.#backoffMs = backoffMs;
@@ -100,9 +108,12 @@ export class Acceptor {
     return fds.length;
   }
 
-  /** Stops watching for good. The listening fd is left open: it belongs to the caller. */
+  /**
+   * Stops watching for good. The listening fd is left open: it belongs to the caller. After
+   * loop.close() there is nothing left to stop: it only marks the Acceptor closed.
+   */
   close(): void {
-    this.pause();
+    if (!this.#readable.loop.closed) this.pause();
     this.#state = 'closed';
   }
 

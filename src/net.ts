@@ -23,6 +23,18 @@ function checkFd(fd: unknown): number {
   return fd;
 }
 
+/** Refuses what the native read/write would (a TypeError or RangeError without a code), as ERR_EVPOLL_INVALID_ARG. */
+function checkRange(buffer: unknown, offset: unknown, length: unknown): void {
+  if (!(buffer instanceof Uint8Array)) throw invalidArg('buffer must be a Uint8Array or Buffer');
+  if (offset !== undefined && (!Number.isInteger(offset) || (offset as number) < 0 || (offset as number) > buffer.length)) {
+    throw invalidArg(`offset ${String(offset)} is outside the buffer (an integer from 0 to ${buffer.length})`);
+  }
+  const start = (offset as number | undefined) ?? 0;
+  if (length !== undefined && (!Number.isInteger(length) || (length as number) < 0 || start + (length as number) > buffer.length)) {
+    throw invalidArg(`length ${String(length)} from offset ${start} is outside the buffer (an integer from 0 to ${buffer.length - start})`);
+  }
+}
+
 function pairOrThrow(r: [number, number] | number, syscall: string): [number, number] {
   if (typeof r === 'number') throw systemError(r, syscall);
   return r;
@@ -40,12 +52,17 @@ export function socketpair(): [number, number] {
 
 /** Reads into `buffer`: bytes read, 0 at EOF, or a negative errno (-11 EAGAIN: nothing yet). */
 export function read(fd: number, buffer: Uint8Array, offset?: number, length?: number): number {
-  return ops.read(checkFd(fd), buffer, offset, length);
+  checkRange(buffer, offset, length);
+  // Trailing undefineds cost the native side a failed number conversion each: leave them off.
+  if (offset === undefined && length === undefined) return ops.read(checkFd(fd), buffer);
+  return ops.read(checkFd(fd), buffer, offset ?? 0, length);
 }
 
 /** Writes from `buffer`: bytes written, or a negative errno (-11 EAGAIN: the peer is full). */
 export function write(fd: number, buffer: Uint8Array, offset?: number, length?: number): number {
-  return ops.write(checkFd(fd), buffer, offset, length);
+  checkRange(buffer, offset, length);
+  if (offset === undefined && length === undefined) return ops.write(checkFd(fd), buffer);
+  return ops.write(checkFd(fd), buffer, offset ?? 0, length);
 }
 
 /** Closes `fd`: 0 or a negative errno. Delete its events first (FPM does). */
@@ -63,6 +80,7 @@ export interface ListenOptions {
 export function listen(host: string, port: number, options: ListenOptions = {}): number {
   if (typeof host !== 'string') throw invalidArg('host must be an IPv4 or IPv6 address string');
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw invalidArg(`port must be an integer 0..65535, got ${String(port)}`);
+  if (options === null || typeof options !== 'object') throw invalidArg('options must be an object');
   const backlog = options.backlog ?? 511;
   if (!Number.isInteger(backlog) || backlog < 0) throw invalidArg(`backlog must be an integer >= 0, got ${String(backlog)}`);
   const fd = ops.listen(host, port, backlog, options.reusePort === true);

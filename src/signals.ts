@@ -53,8 +53,12 @@ export class SignalSet {
   #watchers = new Map<SignalName, SignalEvent[]>();
   #byByte = new Map<number, SignalName>();
   #bySigno = new Map<number, SignalName>();
-  /** Deliveries read from the pipe and not yet made (a callback threw before their turn). */
-  #queue: SignalName[] = [];
+  /**
+   * Deliveries read from the pipe and not yet made (a callback threw before their turn): one
+   * entry per watcher, so that when one watcher throws, the others of the same signal still
+   * get it.
+   */
+  #queue: SignalEvent[] = [];
   #flush: Event | undefined;
   #buf = new Uint8Array(256);
 
@@ -66,7 +70,7 @@ export class SignalSet {
   }
 
   create(name: unknown, callback: EventCallback<SignalName>): SignalEvent {
-    if (typeof name !== 'string' || !(name in ops.SIGNALS)) {
+    if (typeof name !== 'string' || !Object.hasOwn(ops.SIGNALS, name)) {
       throw invalidArg(`unknown signal ${String(name)}; evpoll watches ${signalNames().join(', ')}`);
     }
     if (typeof callback !== 'function') throw invalidArg('callback must be a function');
@@ -111,14 +115,14 @@ export class SignalSet {
       if (n <= 0) break;
       for (let i = 0; i < n; i++) {
         const name = this.#byByte.get(this.#buf[i]);
-        if (name && this.#watchers.get(name)?.length) this.#queue.push(name);
+        if (name) this.#queue.push(...(this.#watchers.get(name) ?? []));
       }
     }
     // Signals whose byte did not fit a full pipe: one more delivery each.
     const mask = ops.pendingSignals(this.#fd);
     if (mask > 0) {
       for (const [signo, name] of this.#bySigno) {
-        if (mask & (1 << signo) && this.#watchers.get(name)?.length) this.#queue.push(name);
+        if (mask & (1 << signo)) this.#queue.push(...(this.#watchers.get(name) ?? []));
       }
     }
     this.#deliver();
@@ -126,20 +130,18 @@ export class SignalSet {
 
   #deliver(): void {
     while (this.#queue.length > 0) {
-      const name = this.#queue.shift()!;
-      for (const ev of this.#watchers.get(name) ?? []) {
-        if (!ev._watching) continue;
-        try {
-          ev.callback(ev, EV.READ, name);
-        } catch (err) {
-          // The rest of the queue is delivered on the next iteration, not when a signal
-          // happens to come again.
-          if (this.#queue.length > 0) {
-            this.#flush ??= this.loop.timer(0, () => this.#deliver());
-            this.#flush.add(0);
-          }
-          throw err;
+      const ev = this.#queue.shift()!;
+      if (!ev._watching) continue; // deleted by an earlier callback
+      try {
+        ev.callback(ev, EV.READ, ev.signal);
+      } catch (err) {
+        // The rest of the queue is delivered on the next iteration, not when a signal
+        // happens to come again.
+        if (this.#queue.length > 0) {
+          this.#flush ??= this.loop.timer(0, () => this.#deliver());
+          this.#flush.add(0);
         }
+        throw err;
       }
     }
   }

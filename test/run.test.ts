@@ -82,7 +82,13 @@ test('EINTR in the wait is not an error: the iteration ends early, timers still 
     // In run() mode the signals end blocking waits early; in start() mode Node's loop absorbs them.
     if (MODE === 'run') assert.ok(iterations > 1, `signals ended waits early (${iterations} iterations)`);
   } finally {
-    storm.kill();
+    // A kill already under way would find no handler after off() and end this process: the
+    // storm is gone first.
+    if (storm.exitCode === null && storm.signalCode === null) {
+      const gone = new Promise((resolve) => storm.once('exit', resolve));
+      storm.kill();
+      await gone;
+    }
     process.off('SIGUSR2', onSignal);
     loop.close();
   }
