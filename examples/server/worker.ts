@@ -21,7 +21,11 @@ export function runWorker(options: WorkerOptions): never {
   const connections = new Connections(loop, { idleTimeoutMs: options.idleTimeoutMs });
   // EXCLUSIVE: of the workers blocked on this shared listener, the kernel wakes one per
   // connection instead of all of them (the thundering herd); poll and select ignore it.
-  const acceptor = new Acceptor(loop, LISTEN_FD, (fd) => connections.add(fd), { exclusive: true });
+  // One accept per readiness (nginx's multi_accept off): the listener is level-triggered, so
+  // this worker comes back for the next at once, while the others woken meanwhile take their
+  // share. A batch would let the one worker woken first drain a whole burst: under `npm run
+  // soak`, one worker took all 100 of wrk's connections and the other idled for the minute.
+  const acceptor = new Acceptor(loop, LISTEN_FD, (fd) => connections.add(fd), { exclusive: true, batch: 1 });
 
   let reported = -1;
   const report = () => {
