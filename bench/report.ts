@@ -1,0 +1,330 @@
+// bench/results/latest.json → bench/results/report.md, chain.svg and scale.svg.
+// The targets are issue 4's; each is judged from the figures of the same run. The hand-written
+// profiling notes (bench/results/analysis.md) are linked, not regenerated.
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { readLatest, resultsDir, type Machine } from './results.js';
+import { barPanels, logLogChart, type Panel } from './svg.js';
+import { fmt } from './stats.js';
+
+interface S {
+  median: number;
+  min: number;
+  max: number;
+  runs: number;
+}
+interface ChainSide extends Partial<S> {
+  id: string;
+  label: string;
+  mechanism: string;
+  date?: string;
+  error?: string;
+}
+interface ChainSet {
+  n: number;
+  a: number;
+  w: number;
+  sides: ChainSide[];
+  notes: string[];
+}
+interface TimerSide {
+  id: string;
+  label: string;
+  cancel: Record<'scheduleMs' | 'cancelMs', S>;
+  fire: Record<'scheduleMs' | 'wallMs' | 'lateMeanMs' | 'lateP99Ms' | 'lateMaxMs' | 'afterCount' | 'afterMeanMs' | 'afterP99Ms', S>;
+}
+interface HttpServer {
+  id: string;
+  label: string;
+  rps?: S;
+  cpuUsPerRequest?: S;
+  runs?: { othersOnServerCpu?: number }[];
+  error?: string;
+}
+interface ScaleSeries {
+  mechanism: string;
+  points: (S & { n: number; idle: number })[];
+}
+interface CoreSide {
+  id: string;
+  label: string;
+  ops: Record<string, S>;
+}
+
+const latest = readLatest();
+const W = latest.workloads as Record<string, any>;
+const out: string[] = [];
+const push = (...lines: string[]) => out.push(...lines);
+
+const range = (s: Partial<S> | undefined, scale = 1) =>
+  s && s.min !== undefined && s.max !== undefined ? `${fmt(s.min * scale)}–${fmt(s.max * scale)}` : '—';
+const med = (s: Partial<S> | undefined, scale = 1) => (s?.median !== undefined ? fmt(s.median * scale) : '—');
+const ratio = (a: number | undefined, b: number | undefined) => (a !== undefined && b !== undefined && b > 0 ? `${fmt(a / b)}×` : '—');
+
+function machineLine(m: Machine | undefined): string {
+  if (!m) return 'unknown machine';
+  return `${m.cpu}, ${m.cores} cores, Linux ${m.kernel}, Node ${m.node}${m.commit ? `; evpoll ${m.commit}` : ''}`;
+}
+
+// ---- targets ----------------------------------------------------------------------------------
+
+interface Target {
+  what: string;
+  figure: string;
+  met: boolean | undefined;
+}
+const targets: Target[] = [];
+const target = (what: string, met: boolean | undefined, figure: string) => targets.push({ what, met, figure });
+
+const chainSets = (W.chain?.sets ?? []) as ChainSet[];
+const set1000 = chainSets.find((s) => s.n === 1000 && s.a === 100);
+/** Tables and charts list sides by backend, then evpoll run/start, libevent, the floors, the others. */
+const SIDE_ORDER = ['evpoll-run', 'evpoll-start', 'libevent', 'c-epoll', 'js-native', 'node-net', 'npm-epoll'];
+function sideRank(s: ChainSide): number {
+  const mech = ['epoll', 'poll', 'select'].indexOf(s.mechanism);
+  return mech * 10 + SIDE_ORDER.findIndex((k) => s.id.startsWith(k));
+}
+const side = (set: ChainSet | undefined, id: string) => set?.sides.find((x) => x.id === id && x.median !== undefined);
+{
+  const ev = side(set1000, 'evpoll-run-epoll');
+  const evStart = side(set1000, 'evpoll-start-epoll');
+  const le = side(set1000, 'libevent-epoll');
+  const npm = side(set1000, 'npm-epoll');
+  const nodeNet = side(set1000, 'node-net');
+  const evPoll = side(set1000, 'evpoll-run-poll');
+  const lePoll = side(set1000, 'libevent-poll');
+  const t = (a?: ChainSide, b?: ChainSide) => (a && b ? a.median! / b.median! : undefined);
+  const r1 = t(ev, le);
+  target('chain epoll n=1000 a=100: evpoll ≤ 1.15× libevent\'s µs/event', r1 === undefined ? undefined : r1 <= 1.15,
+    r1 === undefined ? 'not measured' : `${fmt(ev!.median!)} vs ${fmt(le!.median!)} µs: ${fmt(r1)}×`);
+  const r2 = t(npm, ev);
+  target('chain epoll n=1000 a=100: ≥ 8× faster than npm epoll', r2 === undefined ? undefined : r2 >= 8,
+    r2 === undefined ? 'not measured' : `${fmt(npm!.median!)} vs ${fmt(ev!.median!)} µs: ${fmt(r2)}× faster`);
+  const r3 = t(nodeNet, ev);
+  target('chain epoll n=1000 a=100: ≥ 3× faster than Node net streams', r3 === undefined ? undefined : r3 >= 3,
+    r3 === undefined ? 'not measured' : `${fmt(nodeNet!.median!)} vs ${fmt(ev!.median!)} µs: ${fmt(r3)}× faster`);
+  const r4 = t(evStart, ev);
+  target('chain epoll n=1000 a=100: start() within 1.2× of run()', r4 === undefined ? undefined : r4 <= 1.2,
+    r4 === undefined ? 'not measured' : `${fmt(evStart!.median!)} vs ${fmt(ev!.median!)} µs: ${fmt(r4)}×`);
+  const r5 = t(evPoll, lePoll);
+  target('chain poll n=1000 a=100: evpoll within 1.2× of libevent\'s poll', r5 === undefined ? undefined : r5 <= 1.2,
+    r5 === undefined ? 'not measured' : `${fmt(evPoll!.median!)} vs ${fmt(lePoll!.median!)} µs: ${fmt(r5)}×`);
+}
+const timerSides = (W.timers?.sides ?? []) as TimerSide[];
+{
+  const ev = timerSides.find((s) => s.id === 'evpoll-run');
+  const node = timerSides.find((s) => s.id === 'node');
+  if (ev && node) {
+    const evT = ev.cancel.scheduleMs.median + ev.cancel.cancelMs.median;
+    const nodeT = node.cancel.scheduleMs.median + node.cancel.cancelMs.median;
+    target('timers: schedule+cancel of 1M ≥ 10× faster than Node', nodeT / evT >= 10, `${fmt(evT)} vs ${fmt(nodeT)} ms: ${fmt(nodeT / evT)}× faster`);
+    const p99 = ev.fire.afterP99Ms.median;
+    target('timers: timers due after scheduling finished fire with p99 lateness ≤ 5 ms', p99 <= 5,
+      `p99 ${fmt(p99)} ms (mean ${fmt(ev.fire.afterMeanMs.median)} ms; Node: p99 ${fmt(node.fire.afterP99Ms.median)} ms)`);
+  } else {
+    target('timers: schedule+cancel of 1M ≥ 10× faster than Node', undefined, 'not measured');
+    target('timers: timers due after scheduling finished fire with p99 lateness ≤ 5 ms', undefined, 'not measured');
+  }
+}
+const httpServers = (W.http?.servers ?? []) as HttpServer[];
+{
+  const get = (id: string) => httpServers.find((s) => s.id === id && s.rps);
+  const ev = get('evpoll');
+  const nginx = get('nginx');
+  const nodeNet = get('node-net');
+  const rr = (a?: HttpServer, b?: HttpServer) => (a && b ? a.rps!.median / b.rps!.median : undefined);
+  const r1 = rr(ev, nginx);
+  target('http pinned: ≥ 1.0× nginx\'s requests/s', r1 === undefined ? undefined : r1 >= 1,
+    r1 === undefined ? 'not measured' : `${fmt(ev!.rps!.median)} vs ${fmt(nginx!.rps!.median)} req/s: ${fmt(r1)}×`);
+  const r2 = rr(ev, nodeNet);
+  target('http pinned: ≥ 1.15× the Node net responder\'s requests/s', r2 === undefined ? undefined : r2 >= 1.15,
+    r2 === undefined ? 'not measured' : `${fmt(ev!.rps!.median)} vs ${fmt(nodeNet!.rps!.median)} req/s: ${fmt(r2)}×`);
+  if (ev && nginx && nodeNet) {
+    const c = ev.cpuUsPerRequest!.median;
+    target('http pinned: less server CPU per request than nginx and Node net', c < nginx.cpuUsPerRequest!.median && c < nodeNet.cpuUsPerRequest!.median,
+      `${fmt(c)} µs vs nginx ${fmt(nginx.cpuUsPerRequest!.median)}, Node net ${fmt(nodeNet.cpuUsPerRequest!.median)} µs`);
+  } else target('http pinned: less server CPU per request than nginx and Node net', undefined, 'not measured');
+}
+const scaleSeries = (W.scale?.series ?? []) as ScaleSeries[];
+{
+  const ep = scaleSeries.find((s) => s.mechanism === 'epoll');
+  if (ep && ep.points.length >= 2) {
+    const meds = ep.points.map((p) => p.median);
+    const first = ep.points[0];
+    const last = ep.points[ep.points.length - 1];
+    const spread = Math.max(...meds) / Math.min(...meds);
+    target(`scale: epoll's iteration cost flat within 1.5× from N=${first.idle} to N=${last.idle}`, spread <= 1.5,
+      `${fmt(first.median / 1000)} → ${fmt(last.median / 1000)} µs; max/min over all N ${fmt(spread)}×`);
+  } else target('scale: epoll\'s iteration cost flat within 1.5× from N=10 to N=19000', undefined, 'not measured');
+}
+const coreSides = (W.core?.sides ?? []) as CoreSide[];
+{
+  const wasm = coreSides.find((s) => s.id === 'wasm');
+  const js = coreSides.find((s) => s.id === 'js');
+  if (wasm && js) {
+    const slower = Object.keys(wasm.ops).filter((op) => js.ops[op].median / wasm.ops[op].median < 1);
+    const figures = Object.keys(wasm.ops).map((op) => `${op} ${fmt(js.ops[op].median / wasm.ops[op].median)}×`).join(', ');
+    target('core: the wasm core at least as fast as the JS typed-array yardstick on every operation', slower.length === 0,
+      `yardstick time / wasm time: ${figures}${slower.length ? ` — slower on ${slower.join(', ')}` : ''}`);
+  } else target('core: the wasm core at least as fast as the JS typed-array yardstick on every operation', undefined, 'not measured');
+}
+
+// ---- the report ----------------------------------------------------------------------------------
+
+push('# evpoll benchmarks', '');
+push(`Machine: ${machineLine(latest.machine)}${W.chain?.libevent ? `; libevent ${W.chain.libevent}` : ''}.`, '');
+const dates = Object.entries(W).map(
+  ([k, v]) =>
+    `${k} ${String(v.date).slice(0, 16).replace('T', ' ')} UTC${v.quick ? ' (--quick)' : ''}` +
+    (typeof v.otherLoad === 'number' ? ` (other processes: ${(v.otherLoad * 100).toFixed(0)}% of the machine)` : '') +
+    (v.machine?.commit && v.machine.commit !== latest.machine?.commit ? ` on ${v.machine.commit}` : ''),
+);
+push(`Measured: ${dates.join(', ')}. Generated by \`npm run bench\` (bench/report.ts) from bench/results/latest.json; each side of a workload measured in the same run, alternating. Medians, with min–max. The machine may be shared: "other processes" is the share of all CPU time that processes outside the benchmark used while a workload ran; a measurement (a chain round of every side, a timers case, a scale or core process) during which other processes ran and no CPU was left idle is taken again, within a budget, and the least disturbed take kept.`, '');
+if (Object.values(W).some((v) => v.quick)) push('**Some workloads ran with `--quick` (fewer runs): their figures are rougher.**', '');
+if (existsSync(join(resultsDir, 'analysis.md'))) push('Where the time goes, for the targets missed: [analysis.md](analysis.md).', '');
+
+push('## Targets (issue 4)', '', '| target | figure | |', '|---|---|---|');
+for (const t of targets) push(`| ${t.what} | ${t.figure} | ${t.met === undefined ? 'not measured' : t.met ? '**met**' : '**missed**'} |`);
+push('');
+
+if (chainSets.length) {
+  push('## chain — libevent\'s pipe chain, µs per event', '');
+  push(`n socketpairs with a persistent READ event each, a chains in flight, w = n writes; only the dispatch is timed; ${W.chain.runs} runs per side, alternated run by run, each side in its own process (fresh processes every quarter of the runs), after a warm-up of ~20,000 events. "JS + evpoll backend, no core" is a diagnostic floor: evpoll's native epoll backend and fd helpers called straight from JS, without the WebAssembly core and the loop. Ratios are this side's time over the anchor's (below 1: faster than the anchor).`, '');
+  // A partial re-run (`-- chain --mechanism poll`) replaces some sides of a set only.
+  const mixed = chainSets.filter((set) => new Set(set.sides.map((x) => (x.date ?? '').slice(0, 16))).size > 1);
+  if (mixed.length) {
+    push(`**Partial re-runs: the sides of ${mixed.map((set) => `n=${set.n} a=${set.a}`).join(', ')} were measured at different times (see latest.json); ratios between sides of different runs are rougher.**`, '');
+  }
+  push('![chain: µs per event by side and mechanism](chain.svg)', '');
+  for (const set of chainSets) {
+    push(`### n=${set.n} a=${set.a} w=${set.w}`, '');
+    push('| side | backend | median µs/event | min–max | / libevent (same backend) | / raw C epoll | / Node net | / npm epoll |', '|---|---|---|---|---|---|---|---|');
+    const anchor = (id: string) => side(set, id)?.median;
+    for (const s of [...set.sides].sort((a, b) => sideRank(a) - sideRank(b))) {
+      if (s.median === undefined) {
+        push(`| ${s.label} | ${s.mechanism} | failed: ${s.error ?? 'no result'} | | | | | |`);
+        continue;
+      }
+      push(
+        `| ${s.label} | ${s.mechanism} | ${fmt(s.median)} | ${range(s)} | ${s.id === `libevent-${s.mechanism}` ? '1' : ratio(s.median, anchor(`libevent-${s.mechanism}`))} | ` +
+          `${ratio(s.median, anchor('c-epoll'))} | ${ratio(s.median, anchor('node-net'))} | ${ratio(s.median, anchor('npm-epoll'))} |`,
+      );
+    }
+    for (const note of set.notes) push('', `- ${note}`);
+    push('');
+  }
+}
+
+if (timerSides.length) {
+  const t = W.timers;
+  push('## timers — 1,000,000 timers', '');
+  push(`Cancel: ${t.count.toLocaleString('en-US')} timers of random durations 1..60000 ms scheduled, then all cancelled. Fire: ${t.count.toLocaleString('en-US')} of random 0..1000 ms scheduled, then run until all fired; lateness = firing time − (time asked + duration). "Due after scheduling": the timers whose due time came after the last one was scheduled. Median of ${t.repeats} repeat(s), each case in a fresh process, sides alternating.`, '');
+  const node = timerSides.find((s) => s.id === 'node');
+  const nodeTotal = node ? node.cancel.scheduleMs.median + node.cancel.cancelMs.median : undefined;
+  push('| side | schedule 1M (ms) | cancel 1M (ms) | schedule+cancel (ms) | Node / this |', '|---|---|---|---|---|');
+  for (const s of timerSides) {
+    const total = s.cancel.scheduleMs.median + s.cancel.cancelMs.median;
+    push(`| ${s.label} | ${med(s.cancel.scheduleMs)} (${range(s.cancel.scheduleMs)}) | ${med(s.cancel.cancelMs)} (${range(s.cancel.cancelMs)}) | ${fmt(total)} | ${ratio(nodeTotal, total)} |`);
+  }
+  push('');
+  push('| side | schedule (ms) | until all fired (ms) | late mean (ms) | late p99 (ms) | due after scheduling | their late mean (ms) | their p99 (ms) |', '|---|---|---|---|---|---|---|---|');
+  for (const s of timerSides) {
+    const f = s.fire;
+    push(`| ${s.label} | ${med(f.scheduleMs)} | ${med(f.wallMs)} | ${med(f.lateMeanMs)} | ${med(f.lateP99Ms)} | ${Math.round(f.afterCount.median).toLocaleString('en-US')} | ${med(f.afterMeanMs)} | ${med(f.afterP99Ms)} (${range(f.afterP99Ms)}) |`);
+  }
+  push('');
+}
+
+if (httpServers.length) {
+  const h = W.http;
+  push('## http — hello over keep-alive, pinned', '');
+  push(`wrk -t1 -c${h.connections} -d${h.seconds}s on CPU ${h.loaderCpu}, the server on CPU ${h.serverCpu} (taskset); 1 s of warm-up load first; a run with failed requests or with other processes taking more than 20% of the server's CPU is measured again (twice at most) and the least disturbed kept; server CPU = utime+stime from /proc/PID/stat over the server's processes (the network stack's softirq work is charged to no process and not counted) (evpoll: master + its 1 worker; nginx: master + its 1 worker) during the run, over the requests served. Median of ${h.repeats} repeat(s), servers alternating.`, '');
+  const get = (id: string) => httpServers.find((s) => s.id === id && s.rps);
+  push('| server | requests/s | min–max | / nginx | / Node net | server CPU µs/request | min–max | others on the server\'s CPU |', '|---|---|---|---|---|---|---|---|');
+  for (const s of httpServers) {
+    if (!s.rps) {
+      push(`| ${s.label} | failed: ${s.error ?? ''} | | | | | | |`);
+      continue;
+    }
+    const others = (s.runs ?? []).map((r) => `${Math.round((r.othersOnServerCpu ?? 0) * 100)}%`).join(', ');
+    push(`| ${s.label} | ${fmt(s.rps.median)} | ${range(s.rps)} | ${ratio(s.rps.median, get('nginx')?.rps?.median)} | ${ratio(s.rps.median, get('node-net')?.rps?.median)} | ${med(s.cpuUsPerRequest)} | ${range(s.cpuUsPerRequest)} | ${others} |`);
+  }
+  push('');
+}
+
+if (scaleSeries.length) {
+  push('## scale — one runOnce(0) with 1 active and N idle fds, µs', '');
+  push('![scale: µs per iteration against idle fds](scale.svg)', '');
+  const ns = [...new Set(scaleSeries.flatMap((s) => s.points.map((p) => p.n)))].sort((a, b) => a - b);
+  push(`| mechanism | ${ns.map((n) => `N=${n}`).join(' | ')} |`, `|---|${ns.map(() => '---').join('|')}|`);
+  for (const s of scaleSeries) {
+    const cells = ns.map((n) => {
+      const p = s.points.find((q) => q.n === n);
+      if (!p) return s.mechanism === 'select' ? 'n/a (FD_SETSIZE)' : '—';
+      return `${fmt(p.median / 1000)} (${range(p, 1e-3)})${p.idle !== p.n ? ` at N=${p.idle}` : ''}`;
+    });
+    push(`| ${s.mechanism} | ${cells.join(' | ')} |`);
+  }
+  push('', 'select: not applicable above FD_SETSIZE (1024) fds.', '');
+}
+
+if (coreSides.length) {
+  const c = W.core;
+  const [wasm, js] = [coreSides.find((s) => s.id === 'wasm')!, coreSides.find((s) => s.id === 'js')!];
+  push('## core — the WebAssembly core alone vs the JS typed-array yardstick, ns per operation', '');
+  push(`${c.timers.toLocaleString('en-US')} timers, ${c.fds.toLocaleString('en-US')} fds; collect() of ${c.fds.toLocaleString('en-US')} ready records repeated ${c.collectRepeats}×. The yardstick (bench/js-core.ts) is the same algorithm over JS typed arrays. Speed ratio = yardstick time / wasm time (≥ 1: wasm at least as fast).`, '');
+  push('| operation | wasm ns | min–max | JS ns | min–max | speed ratio |', '|---|---|---|---|---|---|');
+  for (const op of Object.keys(wasm.ops)) {
+    push(`| ${op} | ${med(wasm.ops[op])} | ${range(wasm.ops[op])} | ${med(js.ops[op])} | ${range(js.ops[op])} | ${fmt(js.ops[op].median / wasm.ops[op].median)}× |`);
+  }
+  push('');
+}
+
+writeFileSync(join(resultsDir, 'report.md'), out.join('\n') + '\n');
+
+// ---- charts -----------------------------------------------------------------------------------
+
+const COLORS: Record<string, string> = {
+  'evpoll run()': '#1f6feb',
+  'evpoll start()': '#79b8ff',
+  libevent: '#d73a49',
+  'raw C epoll': '#6a737d',
+  'JS + evpoll backend': '#b392f0',
+  'Node net': '#2ea043',
+  'npm epoll': '#e36209',
+};
+const colorOf = (s: ChainSide) =>
+  s.id.startsWith('evpoll-run') ? COLORS['evpoll run()']
+  : s.id.startsWith('evpoll-start') ? COLORS['evpoll start()']
+  : s.id.startsWith('libevent') ? COLORS.libevent
+  : s.id === 'c-epoll' ? COLORS['raw C epoll']
+  : s.id === 'js-native' ? COLORS['JS + evpoll backend']
+  : s.id === 'node-net' ? COLORS['Node net']
+  : COLORS['npm epoll'];
+if (chainSets.length) {
+  const panels: Panel[] = chainSets.map((set) => ({
+    title: `n=${set.n} a=${set.a}`,
+    bars: set.sides
+      .filter((s) => s.median !== undefined)
+      .sort((a, b) => sideRank(a) - sideRank(b))
+      .map((s) => ({ label: s.id === 'node-net' ? 'Node net.Socket (epoll)' : s.id === 'npm-epoll' ? 'npm epoll (epoll)' : s.label, value: s.median!, color: colorOf(s) })),
+    note: set.notes.find((n) => n.startsWith('select')),
+  }));
+  const legend = Object.entries(COLORS).map(([label, color]) => ({ label, color }));
+  writeFileSync(join(resultsDir, 'chain.svg'), barPanels('chain: µs per event (median), by side and mechanism', 'µs per event', panels, legend));
+}
+if (scaleSeries.length) {
+  const colors: Record<string, string> = { epoll: '#1f6feb', poll: '#d73a49', select: '#2ea043' };
+  writeFileSync(
+    join(resultsDir, 'scale.svg'),
+    logLogChart(
+      'scale: one runOnce(0), 1 active fd + N idle (median)',
+      'idle fds N (log)',
+      'µs per iteration (log)',
+      scaleSeries.map((s) => ({ label: s.mechanism, color: colors[s.mechanism] ?? '#333', points: s.points.map((p) => ({ x: p.idle, y: p.median / 1000 })) })),
+    ),
+  );
+}
+
+console.log(`report: bench/results/report.md${chainSets.length ? ', chain.svg' : ''}${scaleSeries.length ? ', scale.svg' : ''}`);
+for (const t of targets) console.log(`  ${t.met === undefined ? 'not measured' : t.met ? 'met   ' : 'MISSED'}  ${t.what}: ${t.figure}`);
