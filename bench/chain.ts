@@ -453,9 +453,10 @@ async function orchestrate(): Promise<void> {
       }
       await Promise.all([...procs.values()].map((p) => p.quit()));
     }
+    const measured = new Date().toISOString();
     const sideResults: ChainSide[] = sides.map((p) => {
       const s = samples.get(p.id)!;
-      const r: ChainSide = { id: p.id, label: p.label, mechanism: p.mechanism, date: new Date().toISOString(), samples: s.map((x) => +x.toFixed(4)) };
+      const r: ChainSide = { id: p.id, label: p.label, mechanism: p.mechanism, date: measured, samples: s.map((x) => +x.toFixed(4)) };
       if (s.length) Object.assign(r, summarize(s));
       if (errors.has(p.id)) r.error = errors.get(p.id);
       return r;
@@ -463,7 +464,9 @@ async function orchestrate(): Promise<void> {
     for (const r of sideResults) {
       if (r.median === undefined) continue;
       const anchor = sideResults.find((x) => x.id === `libevent-${r.mechanism}`);
-      const vs = anchor?.median && r.id !== anchor.id ? `  ${fmt(r.median / anchor.median)}× libevent ${r.mechanism}` : '';
+      // The median of run-by-run ratios: a pair of runs shares the machine's phase.
+      const paired = anchor && anchor.samples.length === r.samples.length ? summarize(r.samples.map((x, i) => x / anchor.samples[i])).median : undefined;
+      const vs = paired !== undefined && r.id !== anchor!.id ? `  ${fmt(paired)}× libevent ${r.mechanism}` : '';
       console.log(`  ${formatRow(r.label, summarize(samples.get(r.id)!), 'µs/event')}${vs}`);
     }
     for (const note of notes) console.log(`  note: ${note}`);

@@ -5,16 +5,18 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readLatest, resultsDir, type Machine } from './results.js';
 import { barPanels, logLogChart, type Panel } from './svg.js';
-import { fmt } from './stats.js';
+import { fmt, summarize } from './stats.js';
 
 interface S {
   median: number;
   min: number;
   max: number;
   runs: number;
+  samples?: number[];
 }
 interface ChainSide extends Partial<S> {
   id: string;
+  samples?: number[];
   label: string;
   mechanism: string;
   date?: string;
@@ -38,7 +40,7 @@ interface HttpServer {
   label: string;
   rps?: S;
   cpuUsPerRequest?: S;
-  runs?: { othersOnServerCpu?: number }[];
+  runs?: { othersOnServerCpu?: number; rps: number; cpuUsPerRequest: number }[];
   error?: string;
 }
 interface ScaleSeries {
@@ -60,6 +62,20 @@ const range = (s: Partial<S> | undefined, scale = 1) =>
   s && s.min !== undefined && s.max !== undefined ? `${fmt(s.min * scale)}–${fmt(s.max * scale)}` : '—';
 const med = (s: Partial<S> | undefined, scale = 1) => (s?.median !== undefined ? fmt(s.median * scale) : '—');
 const ratio = (a: number | undefined, b: number | undefined) => (a !== undefined && b !== undefined && b > 0 ? `${fmt(a / b)}×` : '—');
+
+/**
+ * The median of run-by-run ratios a[i] / b[i]. The sides of a workload are measured in the same
+ * rounds, alternating, so a slow phase of the machine (they come and go here, and can hold for a
+ * dozen runs) hits both figures of a pair alike; the ratio of two medians can land one median in
+ * a slow phase and the other in a fast one. Falls back to the ratio of medians when the runs do
+ * not pair up.
+ */
+function pairedRatio(a: number[] | undefined, b: number[] | undefined, medA: number, medB: number): number {
+  if (a && b && a.length > 0 && a.length === b.length) return summarize(a.map((x, i) => x / b[i])).median;
+  return medA / medB;
+}
+const chainRatio = (a: ChainSide, b: ChainSide) =>
+  pairedRatio((a.date ?? '').slice(0, 16) === (b.date ?? '').slice(0, 16) ? a.samples : undefined, b.samples, a.median!, b.median!);
 
 function machineLine(m: Machine | undefined): string {
   if (!m) return 'unknown machine';
@@ -93,31 +109,35 @@ const side = (set: ChainSet | undefined, id: string) => set?.sides.find((x) => x
   const nodeNet = side(set1000, 'node-net');
   const evPoll = side(set1000, 'evpoll-run-poll');
   const lePoll = side(set1000, 'libevent-poll');
-  const t = (a?: ChainSide, b?: ChainSide) => (a && b ? a.median! / b.median! : undefined);
+  const t = (a?: ChainSide, b?: ChainSide) => (a && b ? chainRatio(a, b) : undefined);
+  const medians = (a: ChainSide, b: ChainSide) => `medians ${fmt(a.median!)} vs ${fmt(b.median!)} µs`;
   const r1 = t(ev, le);
   target('chain epoll n=1000 a=100: evpoll ≤ 1.15× libevent\'s µs/event', r1 === undefined ? undefined : r1 <= 1.15,
-    r1 === undefined ? 'not measured' : `${fmt(ev!.median!)} vs ${fmt(le!.median!)} µs: ${fmt(r1)}×`);
+    r1 === undefined ? 'not measured' : `${fmt(r1)}× (${medians(ev!, le!)})`);
   const r2 = t(npm, ev);
   target('chain epoll n=1000 a=100: ≥ 8× faster than npm epoll', r2 === undefined ? undefined : r2 >= 8,
-    r2 === undefined ? 'not measured' : `${fmt(npm!.median!)} vs ${fmt(ev!.median!)} µs: ${fmt(r2)}× faster`);
+    r2 === undefined ? 'not measured' : `${fmt(r2)}× faster (${medians(npm!, ev!)})`);
   const r3 = t(nodeNet, ev);
   target('chain epoll n=1000 a=100: ≥ 3× faster than Node net streams', r3 === undefined ? undefined : r3 >= 3,
-    r3 === undefined ? 'not measured' : `${fmt(nodeNet!.median!)} vs ${fmt(ev!.median!)} µs: ${fmt(r3)}× faster`);
+    r3 === undefined ? 'not measured' : `${fmt(r3)}× faster (${medians(nodeNet!, ev!)})`);
   const r4 = t(evStart, ev);
   target('chain epoll n=1000 a=100: start() within 1.2× of run()', r4 === undefined ? undefined : r4 <= 1.2,
-    r4 === undefined ? 'not measured' : `${fmt(evStart!.median!)} vs ${fmt(ev!.median!)} µs: ${fmt(r4)}×`);
+    r4 === undefined ? 'not measured' : `${fmt(r4)}× (${medians(evStart!, ev!)})`);
   const r5 = t(evPoll, lePoll);
   target('chain poll n=1000 a=100: evpoll within 1.2× of libevent\'s poll', r5 === undefined ? undefined : r5 <= 1.2,
-    r5 === undefined ? 'not measured' : `${fmt(evPoll!.median!)} vs ${fmt(lePoll!.median!)} µs: ${fmt(r5)}×`);
+    r5 === undefined ? 'not measured' : `${fmt(r5)}× (${medians(evPoll!, lePoll!)})`);
 }
 const timerSides = (W.timers?.sides ?? []) as TimerSide[];
+/** Schedule + cancel, repeat by repeat. */
+const totals = (t: TimerSide) => t.cancel.scheduleMs.samples?.map((x, i) => x + t.cancel.cancelMs.samples![i]);
 {
   const ev = timerSides.find((s) => s.id === 'evpoll-run');
   const node = timerSides.find((s) => s.id === 'node');
   if (ev && node) {
     const evT = ev.cancel.scheduleMs.median + ev.cancel.cancelMs.median;
     const nodeT = node.cancel.scheduleMs.median + node.cancel.cancelMs.median;
-    target('timers: schedule+cancel of 1M ≥ 10× faster than Node', nodeT / evT >= 10, `${fmt(evT)} vs ${fmt(nodeT)} ms: ${fmt(nodeT / evT)}× faster`);
+    const r = pairedRatio(totals(node), totals(ev), nodeT, evT);
+    target('timers: schedule+cancel of 1M ≥ 10× faster than Node', r >= 10, `${fmt(r)}× faster (${fmt(evT)} vs ${fmt(nodeT)} ms)`);
     const p99 = ev.fire.afterP99Ms.median;
     target('timers: timers due after scheduling finished fire with p99 lateness ≤ 5 ms', p99 <= 5,
       `p99 ${fmt(p99)} ms (mean ${fmt(ev.fire.afterMeanMs.median)} ms; Node: p99 ${fmt(node.fire.afterP99Ms.median)} ms)`);
@@ -132,17 +152,21 @@ const httpServers = (W.http?.servers ?? []) as HttpServer[];
   const ev = get('evpoll');
   const nginx = get('nginx');
   const nodeNet = get('node-net');
-  const rr = (a?: HttpServer, b?: HttpServer) => (a && b ? a.rps!.median / b.rps!.median : undefined);
+  const rr = (a?: HttpServer, b?: HttpServer) =>
+    a && b ? pairedRatio(a.runs?.map((r) => r.rps), b.runs?.map((r) => r.rps), a.rps!.median, b.rps!.median) : undefined;
   const r1 = rr(ev, nginx);
   target('http pinned: ≥ 1.0× nginx\'s requests/s', r1 === undefined ? undefined : r1 >= 1,
-    r1 === undefined ? 'not measured' : `${fmt(ev!.rps!.median)} vs ${fmt(nginx!.rps!.median)} req/s: ${fmt(r1)}×`);
+    r1 === undefined ? 'not measured' : `${fmt(r1)}× (medians ${fmt(ev!.rps!.median)} vs ${fmt(nginx!.rps!.median)} req/s)`);
   const r2 = rr(ev, nodeNet);
   target('http pinned: ≥ 1.15× the Node net responder\'s requests/s', r2 === undefined ? undefined : r2 >= 1.15,
-    r2 === undefined ? 'not measured' : `${fmt(ev!.rps!.median)} vs ${fmt(nodeNet!.rps!.median)} req/s: ${fmt(r2)}×`);
+    r2 === undefined ? 'not measured' : `${fmt(r2)}× (medians ${fmt(ev!.rps!.median)} vs ${fmt(nodeNet!.rps!.median)} req/s)`);
   if (ev && nginx && nodeNet) {
+    const cpu = (x: HttpServer) => x.runs?.map((r) => r.cpuUsPerRequest);
     const c = ev.cpuUsPerRequest!.median;
-    target('http pinned: less server CPU per request than nginx and Node net', c < nginx.cpuUsPerRequest!.median && c < nodeNet.cpuUsPerRequest!.median,
-      `${fmt(c)} µs vs nginx ${fmt(nginx.cpuUsPerRequest!.median)}, Node net ${fmt(nodeNet.cpuUsPerRequest!.median)} µs`);
+    const vsNginx = pairedRatio(cpu(ev), cpu(nginx), c, nginx.cpuUsPerRequest!.median);
+    const vsNet = pairedRatio(cpu(ev), cpu(nodeNet), c, nodeNet.cpuUsPerRequest!.median);
+    target('http pinned: less server CPU per request than nginx and Node net', vsNginx < 1 && vsNet < 1,
+      `${fmt(vsNginx)}× nginx's, ${fmt(vsNet)}× Node net's (medians ${fmt(c)} vs ${fmt(nginx.cpuUsPerRequest!.median)} and ${fmt(nodeNet.cpuUsPerRequest!.median)} µs)`);
   } else target('http pinned: less server CPU per request than nginx and Node net', undefined, 'not measured');
 }
 const scaleSeries = (W.scale?.series ?? []) as ScaleSeries[];
@@ -189,7 +213,7 @@ push('');
 
 if (chainSets.length) {
   push('## chain — libevent\'s pipe chain, µs per event', '');
-  push(`n socketpairs with a persistent READ event each, a chains in flight, w = n writes; only the dispatch is timed; ${W.chain.runs} runs per side, alternated run by run, each side in its own process (fresh processes every quarter of the runs), after a warm-up of ~20,000 events. "JS + evpoll backend, no core" is a diagnostic floor: evpoll's native epoll backend and fd helpers called straight from JS, without the WebAssembly core and the loop. Ratios are this side's time over the anchor's (below 1: faster than the anchor).`, '');
+  push(`n socketpairs with a persistent READ event each, a chains in flight, w = n writes; only the dispatch is timed; ${W.chain.runs} runs per side, alternated run by run, each side in its own process (fresh processes every quarter of the runs), after a warm-up of ~20,000 events. "JS + evpoll backend, no core" is a diagnostic floor: evpoll's native epoll backend and fd helpers called straight from JS, without the WebAssembly core and the loop. Ratios are this side's time over the anchor's (below 1: faster than the anchor), the median of the run-by-run ratios (the machine has slow phases that last a dozen runs; a pair of runs taken together shares its phase).`, '');
   // A partial re-run (`-- chain --mechanism poll`) replaces some sides of a set only.
   const mixed = chainSets.filter((set) => new Set(set.sides.map((x) => (x.date ?? '').slice(0, 16))).size > 1);
   if (mixed.length) {
@@ -199,15 +223,18 @@ if (chainSets.length) {
   for (const set of chainSets) {
     push(`### n=${set.n} a=${set.a} w=${set.w}`, '');
     push('| side | backend | median µs/event | min–max | / libevent (same backend) | / raw C epoll | / Node net | / npm epoll |', '|---|---|---|---|---|---|---|---|');
-    const anchor = (id: string) => side(set, id)?.median;
+    const vs = (s: ChainSide, id: string) => {
+      const a = side(set, id);
+      return a ? `${fmt(chainRatio(s, a))}×` : '—';
+    };
     for (const s of [...set.sides].sort((a, b) => sideRank(a) - sideRank(b))) {
       if (s.median === undefined) {
         push(`| ${s.label} | ${s.mechanism} | failed: ${s.error ?? 'no result'} | | | | | |`);
         continue;
       }
       push(
-        `| ${s.label} | ${s.mechanism} | ${fmt(s.median)} | ${range(s)} | ${s.id === `libevent-${s.mechanism}` ? '1' : ratio(s.median, anchor(`libevent-${s.mechanism}`))} | ` +
-          `${ratio(s.median, anchor('c-epoll'))} | ${ratio(s.median, anchor('node-net'))} | ${ratio(s.median, anchor('npm-epoll'))} |`,
+        `| ${s.label} | ${s.mechanism} | ${fmt(s.median)} | ${range(s)} | ${s.id === `libevent-${s.mechanism}` ? '1' : vs(s, `libevent-${s.mechanism}`)} | ` +
+          `${vs(s, 'c-epoll')} | ${vs(s, 'node-net')} | ${vs(s, 'npm-epoll')} |`,
       );
     }
     for (const note of set.notes) push('', `- ${note}`);
@@ -224,7 +251,8 @@ if (timerSides.length) {
   push('| side | schedule 1M (ms) | cancel 1M (ms) | schedule+cancel (ms) | Node / this |', '|---|---|---|---|---|');
   for (const s of timerSides) {
     const total = s.cancel.scheduleMs.median + s.cancel.cancelMs.median;
-    push(`| ${s.label} | ${med(s.cancel.scheduleMs)} (${range(s.cancel.scheduleMs)}) | ${med(s.cancel.cancelMs)} (${range(s.cancel.cancelMs)}) | ${fmt(total)} | ${ratio(nodeTotal, total)} |`);
+    const vsNode = node && nodeTotal !== undefined ? `${fmt(pairedRatio(totals(node), totals(s), nodeTotal, total))}×` : '—';
+    push(`| ${s.label} | ${med(s.cancel.scheduleMs)} (${range(s.cancel.scheduleMs)}) | ${med(s.cancel.cancelMs)} (${range(s.cancel.cancelMs)}) | ${fmt(total)} | ${vsNode} |`);
   }
   push('');
   push('| side | schedule (ms) | until all fired (ms) | late mean (ms) | late p99 (ms) | due after scheduling | their late mean (ms) | their p99 (ms) |', '|---|---|---|---|---|---|---|---|');
@@ -238,7 +266,7 @@ if (timerSides.length) {
 if (httpServers.length) {
   const h = W.http;
   push('## http — hello over keep-alive, pinned', '');
-  push(`wrk -t1 -c${h.connections} -d${h.seconds}s on CPU ${h.loaderCpu}, the server on CPU ${h.serverCpu} (taskset); 1 s of warm-up load first; a run with failed requests or with other processes taking more than 20% of the server's CPU is measured again (twice at most) and the least disturbed kept; server CPU = utime+stime from /proc/PID/stat over the server's processes (the network stack's softirq work is charged to no process and not counted) (evpoll: master + its 1 worker; nginx: master + its 1 worker) during the run, over the requests served. Median of ${h.repeats} repeat(s), servers alternating.`, '');
+  push(`wrk -t1 -c${h.connections} -d${h.seconds}s on CPU ${h.loaderCpu}, the server on CPU ${h.serverCpu} (taskset); 1 s of warm-up load first; a run with failed requests or with other processes taking more than 20% of the server's CPU is measured again (twice at most) and the least disturbed kept; server CPU = utime+stime from /proc/PID/stat over the server's processes (evpoll: master + its 1 worker; nginx: master + its 1 worker) during the run, over the requests served — the network stack's softirq work is charged to no process and not counted. Median of ${h.repeats} repeat(s), servers alternating; ratios are medians of the repeat-by-repeat ratios.`, '');
   const get = (id: string) => httpServers.find((s) => s.id === id && s.rps);
   push('| server | requests/s | min–max | / nginx | / Node net | server CPU µs/request | min–max | others on the server\'s CPU |', '|---|---|---|---|---|---|---|---|');
   for (const s of httpServers) {
@@ -247,7 +275,11 @@ if (httpServers.length) {
       continue;
     }
     const others = (s.runs ?? []).map((r) => `${Math.round((r.othersOnServerCpu ?? 0) * 100)}%`).join(', ');
-    push(`| ${s.label} | ${fmt(s.rps.median)} | ${range(s.rps)} | ${ratio(s.rps.median, get('nginx')?.rps?.median)} | ${ratio(s.rps.median, get('node-net')?.rps?.median)} | ${med(s.cpuUsPerRequest)} | ${range(s.cpuUsPerRequest)} | ${others} |`);
+    const vsServer = (id: string) => {
+      const o = get(id);
+      return o ? `${fmt(pairedRatio(s.runs?.map((r) => r.rps), o.runs?.map((r) => r.rps), s.rps!.median, o.rps!.median))}×` : '—';
+    };
+    push(`| ${s.label} | ${fmt(s.rps.median)} | ${range(s.rps)} | ${vsServer('nginx')} | ${vsServer('node-net')} | ${med(s.cpuUsPerRequest)} | ${range(s.cpuUsPerRequest)} | ${others} |`);
   }
   push('');
 }
@@ -311,7 +343,10 @@ if (chainSets.length) {
     note: set.notes.find((n) => n.startsWith('select')),
   }));
   const legend = Object.entries(COLORS).map(([label, color]) => ({ label, color }));
-  writeFileSync(join(resultsDir, 'chain.svg'), barPanels('chain: µs per event (median), by side and mechanism', 'µs per event', panels, legend));
+  writeFileSync(
+    join(resultsDir, 'chain.svg'),
+    barPanels('chain: µs per event (median), by side and mechanism', 'µs per event (medians; report.md compares sides by run-by-run ratios)', panels, legend),
+  );
 }
 if (scaleSeries.length) {
   const colors: Record<string, string> = { epoll: '#1f6feb', poll: '#d73a49', select: '#2ea043' };
