@@ -99,6 +99,17 @@ export class EventLoop extends EventEmitter {
   /** performance.now() at which #timer fires, or Infinity. */
   #timerAt = Infinity;
   #continuation: NodeJS.Immediate | undefined;
+  /** An #afterChange() is queued as a microtask (add()/del() outside a batch, while started). */
+  #changeQueued = false;
+  /**
+   * poll and select: integrated mode waits on a helper thread (epoll's own fd is polled by
+   * libuv). After a batch that found records the JS thread polls again itself on the next
+   * turn, and only hands back to the helper when that finds nothing: a busy loop then never
+   * pays the two thread hand-offs per batch.
+   */
+  readonly #pollsOnHelper: boolean;
+  /** Records the last takeBatch() returned. */
+  #lastTaken = 0;
   /** @internal Test hook: called after each batch dispatched in integrated mode. */
   _afterBatch: ((ran: number) => void) | undefined;
   #signals: SignalSet | undefined;
@@ -126,6 +137,7 @@ export class EventLoop extends EventEmitter {
     this.#fdLimit = m.name === 'select' ? Math.min(maxFd, addon.FD_SETSIZE) : maxFd;
     this.#addSyscall = m.name === 'epoll' ? 'epoll_ctl' : 'fcntl';
     this.#waitSyscall = m.name === 'epoll' ? 'epoll_wait' : m.name;
+    this.#pollsOnHelper = m.name !== 'epoll';
     this.#core = instantiateCore();
     this.#backend = new addon.Backend(m.name, maxFd);
     this.#shared = this.#core.sharedPtr() >> 2;
@@ -326,12 +338,31 @@ export class EventLoop extends EventEmitter {
     this.#pump();
   };
 
+  /**
+   * add()/del() outside a batch while started: the Node timer and keep-alive state follow once
+   * per tick, not once per call (a program adding 1M timers would otherwise make 1M clock
+   * reads and core calls more). Nothing can fire before the microtask runs.
+   */
+  #changed(): void {
+    if (this.#changeQueued) return;
+    this.#changeQueued = true;
+    queueMicrotask(this.#flushChange);
+  }
+
+  #flushChange = (): void => {
+    this.#changeQueued = false;
+    this.#afterChange();
+  };
+
   #scheduleContinuation(): void {
     if (this.#continuation || !this.#started) return;
     this.#continuation = setImmediate(() => {
       this.#continuation = undefined;
       this.#pump();
     });
+    // An unref'd loop (or one with nothing registered) must not keep the process alive
+    // through its own continuation, as it would not through its watcher.
+    if (!this.#keepingAlive) this.#continuation.unref();
   }
 
   /** Integrated mode: one batch — whatever is ready now (never blocking) plus due timers. */
@@ -339,6 +370,7 @@ export class EventLoop extends EventEmitter {
     if (!this.#started || this.#running) return;
     this.#running = true;
     let ran = 0;
+    this.#lastTaken = 0;
     try {
       if (this.#next < this.#length) {
         ran = this.#dispatch();
@@ -361,7 +393,8 @@ export class EventLoop extends EventEmitter {
 
   #afterBatch(ran: number): void {
     if (this.#started && !this.#closed) {
-      this.#backend.rearm();
+      if (this.#pollsOnHelper && this.#lastTaken > 0) this.#scheduleContinuation();
+      else this.#backend.rearm();
       this.#afterChange();
     }
     this._afterBatch?.(ran);
@@ -406,6 +439,7 @@ export class EventLoop extends EventEmitter {
     const capacity = this.#i32[shared + 2];
     const count = take(this.#buffer, readyPtr, capacity);
     if (count < 0) throw systemError(count, this.#waitSyscall);
+    this.#lastTaken = count;
     this.#length = core.collect(this.#now(), count);
     if (count === capacity) core.growReady(); // a full wait may have left fds unreported
     if (this.#i32.length === 0) this.#refreshViews();
@@ -443,13 +477,13 @@ export class EventLoop extends EventEmitter {
     if (ev.fd < 0) {
       const now = this.#now();
       if (ev._slot >= 0 && core.timerReschedule(ev._slot, now, ms)) {
-        if (this.#started && !this.#running) this.#afterChange();
+        if (this.#started && !this.#running) this.#changed();
         return;
       }
       if (ev._slot >= 0) this.#events[ev._slot] = undefined; // fired one-shot, callback not yet run
       ev._slot = core.timerAdd(now, ms, ev.flags);
       this.#events[ev._slot] = ev;
-      if (this.#started && !this.#running) this.#afterChange();
+      if (this.#started && !this.#running) this.#changed();
       return;
     }
     if (ev._slot >= 0) return; // a pending fd event stays as it is
@@ -470,7 +504,7 @@ export class EventLoop extends EventEmitter {
     ev._slot = slot;
     this.#events[slot] = ev;
     if (fd > this.#fdHigh) this.#fdHigh = fd;
-    if (this.#started && !this.#running) this.#afterChange();
+    if (this.#started && !this.#running) this.#changed();
   }
 
   /** @internal Event.del */
@@ -487,7 +521,7 @@ export class EventLoop extends EventEmitter {
       if (op === OP_REMOVE) this.#backend.remove(ev.fd);
       else if (op === OP_MODIFY) this.#backend.modify(ev.fd, core.lastOpInterest(), core.lastOpGen() >>> 0);
     }
-    if (this.#started && !this.#running) this.#afterChange();
+    if (this.#started && !this.#running) this.#changed();
     return true;
   }
 

@@ -146,6 +146,20 @@ test('a ref\'d started loop with events keeps the process alive; unref() or noth
   assert.not.match(unrefd.stdout, /kept alive/);
   assert.ok(unrefd.ms < 1500, `exited after ${unrefd.ms} ms`);
 
+  // Busy: the fd stays ready (never read), so after each batch poll and select poll again
+  // from the JS thread on the next turn; that continuation must not keep an unref'd loop alive.
+  const busy = runChild(`
+    const [r, w] = net.pipe();
+    net.write(w, new Uint8Array([1]));
+    const loop = new EventLoop({ mechanism: MECHANISM });
+    let calls = 0;
+    loop.event(r, EV.READ, () => { calls++; }).add();
+    loop.start().unref();
+    process.on('exit', () => console.log('calls ' + calls));
+  `);
+  assert.is(busy.status, 0, busy.stderr);
+  assert.ok(busy.ms < 1500, `exited after ${busy.ms} ms`);
+
   const empty = runChild(`
     const loop = new EventLoop({ mechanism: MECHANISM });
     loop.start();
