@@ -8,6 +8,7 @@ import { readdirSync, rmSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { bin, root } from './bin.mjs';
 import { parseArgs } from 'node:util';
+import { compileTests } from './compile-tests.mjs';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -30,8 +31,7 @@ function step(what, cmd, argv) {
 step('build', process.execPath, ['scripts/build.mjs', 'native', 'wasm', 'js', '--if-missing']);
 if (!values['no-typecheck']) step('type-check (tsc --noEmit)', process.execPath, [bin('typescript', 'bin/tsc'), '--noEmit', '-p', 'tsconfig.json']);
 
-// Node 20 cannot run .ts: bundle each test file with esbuild into .test-out/ (one level below
-// the root, like dist/, so the library finds build/ and dist/ the same way).
+// Node 20 cannot run .ts: the test files are bundled into .test-out/ (compile-tests.mjs).
 const out = join(root, '.test-out');
 rmSync(out, { recursive: true, force: true });
 mkdirSync(out);
@@ -39,19 +39,7 @@ const files = readdirSync(join(root, 'test'))
   .filter((f) => f.endsWith('.test.ts'))
   .filter((f) => positionals.length === 0 || positionals.some((p) => f.includes(p)))
   .sort();
-const esbuild = await import('esbuild');
-await esbuild.build({
-  entryPoints: files.map((f) => join(root, 'test', f)),
-  outdir: out,
-  bundle: true,
-  platform: 'node',
-  target: 'node20',
-  format: 'esm',
-  packages: 'external',
-  sourcemap: 'inline',
-  logLevel: 'warning',
-  outExtension: { '.js': '.mjs' },
-});
+await compileTests(files.map((f) => join(root, 'test', f)), out);
 
 const { addon } = await import(join(root, 'scripts/load-addon.mjs'));
 const mechanisms = values.mechanism ?? addon.mechanisms().filter((m) => m.available).map((m) => m.name);

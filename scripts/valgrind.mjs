@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { buildAddonVariant, buildDefault } from './addon-variant.mjs';
 import { bin, root } from './bin.mjs';
+import { compileTests } from './compile-tests.mjs';
 
 // Files whose tests exercise the native code without timing-sensitive child processes
 // (valgrind runs Node some 20-50 times slower).
@@ -32,24 +33,11 @@ const started = performance.now();
 buildDefault();
 const addon = buildAddonVariant('valgrind');
 
-// The tests, compiled as scripts/test.mjs does (one level below the root, so that the library
-// finds the package root the same way).
+// The tests, compiled as scripts/test.mjs does.
 const out = join(root, '.sanitize', 'valgrind-tests');
 rmSync(out, { recursive: true, force: true });
 mkdirSync(out, { recursive: true });
-const esbuild = await import('esbuild');
-await esbuild.build({
-  entryPoints: files.map((f) => join(root, 'test', `${f}.test.ts`)),
-  outdir: out,
-  bundle: true,
-  platform: 'node',
-  target: 'node20',
-  format: 'esm',
-  packages: 'external',
-  sourcemap: 'inline',
-  logLevel: 'warning',
-  outExtension: { '.js': '.mjs' },
-});
+await compileTests(files.map((f) => join(root, 'test', `${f}.test.ts`)), out);
 
 /** The <error> records of a valgrind XML file: kind, what, and the stack's frames. */
 function parseErrors(xml) {

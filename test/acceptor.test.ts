@@ -3,12 +3,11 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFile } from 'node:child_process';
-import { openSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { Acceptor } from '../src/acceptor.js';
 import * as net from '../src/net.js';
-import { newLoop, iterate, iterateUntil, sleep, closeAll, MODE } from './helpers.js';
+import { newLoop, iterate, iterateUntil, sleep, closeAll, fillFdTable, MODE } from './helpers.js';
 
 const CHILD_FLAG = 'EVPOLL_ACCEPTOR_EMFILE_CHILD';
 const clients: Socket[] = [];
@@ -143,14 +142,7 @@ async function emfileChild(): Promise<void> {
   let errno = 0;
   const acceptor = new Acceptor(loop, listener, (fd) => accepted.push(fd), { backoffMs: 100, onBackoff: (e) => { errno = e; } });
   const sockets = await connectClients(net.localPort(listener), CLIENTS);
-  const fillers: number[] = [];
-  for (;;) {
-    try {
-      fillers.push(openSync('/dev/null', 'r'));
-    } catch {
-      break; // EMFILE: the table is full
-    }
-  }
+  const fillers = fillFdTable();
   const spanMs = 500;
   const cpu = process.cpuUsage();
   if (MODE === 'start') {

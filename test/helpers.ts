@@ -1,6 +1,6 @@
 // Shared by every suite: the mechanism and mode under test (set by scripts/test.mjs), fds that
 // are cleaned up, and one way to drive the loop in either mode.
-import { readdirSync } from 'node:fs';
+import { openSync, readdirSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -146,4 +146,16 @@ const MECHANISM = ${JSON.stringify(MECHANISM)};\n`;
   const started = performance.now();
   const r = spawnSync(process.execPath, ['--input-type=module', '-e', prelude + code], { encoding: 'utf8', timeout });
   return { ...r, ms: performance.now() - started };
+}
+
+/** Opens /dev/null until the process is out of fds (EMFILE); the fds opened, to close later. */
+export function fillFdTable(): number[] {
+  const fillers: number[] = [];
+  for (;;) {
+    try {
+      fillers.push(openSync('/dev/null', 'r'));
+    } catch {
+      return fillers; // EMFILE: the table is full
+    }
+  }
 }

@@ -25,7 +25,7 @@ import { EV, EventLoop, EvpollError, type EventLoopOptions, type SignalEvent } f
 import { Acceptor } from '../src/acceptor.js';
 import * as net from '../src/net.js';
 import { addon } from '../src/native.js';
-import { MECHANISM, MODE, newLoop, iterate, iterateUntil, openFds, sleep, drain, writeByte } from './helpers.js';
+import { MECHANISM, MODE, newLoop, iterate, iterateUntil, openFds, sleep, drain, writeByte, fillFdTable } from './helpers.js';
 
 const NO_FDS_CHILD = 'EVPOLL_HOSTILE_NO_FDS_CHILD';
 
@@ -894,14 +894,7 @@ async function noFdsChild(): Promise<void> {
   let fired = 0;
   const [r, w] = net.pipe();
   loop.event(r, EV.READ, () => { fired++; drain(r); }).add();
-  const fillers: number[] = [];
-  for (;;) {
-    try {
-      fillers.push(openSync('/dev/null', 'r'));
-    } catch {
-      break; // EMFILE: the table is full
-    }
-  }
+  const fillers = fillFdTable();
   const rows: Record<string, Reported> = {};
   for (const row of ROWS.filter((x) => x.noFds && (!x.modes || x.modes.includes(MODE)))) {
     const t = new Ctx(loop);

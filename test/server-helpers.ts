@@ -1,0 +1,105 @@
+// The server of `npm start` (examples/server via scripts/start.mjs) as a child process, for
+// the end-to-end tests (server.test.ts, faults.test.ts): its output lines, its pids, and
+// waiting for them to be gone.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { packageRoot } from '../src/paths.js';
+import { MECHANISM, sleep } from './helpers.js';
+
+/** The server's master process, its output lines, and every pid it reported. */
+export class Server {
+  readonly lines: string[] = [];
+  readonly pids = new Set<number>();
+  port = 0;
+  exited: Promise<{ code: number | null; signal: string | null }>;
+  #waiters: (() => void)[] = [];
+
+  constructor(readonly child: ChildProcess) {
+    this.pids.add(child.pid!);
+    let partial = '';
+    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+      const parts = (partial + chunk).split('\n');
+      partial = parts.pop()!;
+      for (const line of parts) {
+        this.lines.push(line);
+        const pid = /^worker (\d+) ready/.exec(line)?.[1];
+        if (pid) this.pids.add(Number(pid));
+      }
+      for (const w of this.#waiters.splice(0)) w();
+    });
+    this.exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  }
+
+  static async start(...args: string[]): Promise<Server> {
+    const child = spawn(process.execPath, [join(packageRoot, 'scripts/start.mjs'), '--port', '0', '--mechanism', MECHANISM, ...args], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, FORCE_COLOR: undefined },
+    });
+    const server = new Server(child);
+    running.add(server);
+    server.port = Number((await server.waitFor(/^listening on http:\/\/127\.0\.0\.1:(\d+)$/, 60_000))[1]); // may build first
+    return server;
+  }
+
+  /** The first line from index `from` on matching `re` (waits for it). */
+  async waitFor(re: RegExp, timeoutMs = 5000, from = 0): Promise<RegExpMatchArray> {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      for (let i = from; i < this.lines.length; i++) {
+        const m = re.exec(this.lines[i]);
+        if (m) return m;
+      }
+      const exited = this.child.exitCode !== null || this.child.signalCode !== null;
+      if (exited || Date.now() > end) {
+        throw new Error(`no line matching ${re} ${exited ? 'before the server exited' : `within ${timeoutMs} ms`}; got:\n${this.lines.join('\n')}`);
+      }
+      await new Promise<void>((resolve) => {
+        this.#waiters.push(resolve);
+        setTimeout(resolve, 50);
+      });
+    }
+  }
+
+  /** Pids of the workers currently serving (ready and not yet gone). */
+  workers(): number[] {
+    const gone = new Set(this.lines.map((l) => /^worker (\d+) (died|exited|retired)/.exec(l)?.[1]).filter(Boolean).map(Number));
+    return [...this.pids].filter((p) => p !== this.child.pid && !gone.has(p));
+  }
+
+  kill(signal: NodeJS.Signals): void {
+    this.child.kill(signal);
+  }
+
+  /** SIGQUIT (graceful stop), then waits for the master and its workers to be gone. */
+  async stop(): Promise<void> {
+    const pids = [...this.pids];
+    this.child.kill('SIGQUIT');
+    await this.exited;
+    await allGone(pids);
+  }
+}
+
+/** Every server started, so a file's `after` hook can make sure none is left behind. */
+export const running = new Set<Server>();
+
+/** Whether `pid` is gone: exited, and reaped or a zombie waiting for whoever inherited it. */
+export function gone(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+  try {
+    return /^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return true; // vanished meanwhile
+  }
+}
+
+export async function allGone(pids: Iterable<number>, limitMs = 3000): Promise<number[]> {
+  const end = Date.now() + limitMs;
+  let left = [...pids];
+  while ((left = left.filter((p) => !gone(p))).length > 0 && Date.now() < end) await sleep(20);
+  return left;
+}
