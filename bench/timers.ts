@@ -32,7 +32,27 @@ const SIDES = [
   { id: 'evpoll-run', label: 'evpoll run()' },
   { id: 'evpoll-start', label: 'evpoll start()' },
   { id: 'node', label: 'Node setTimeout' },
+  { id: 'floor', label: 'floor: handles, no queue' },
 ];
+
+/**
+ * The floor side: what any API that hands out one object per timer pays on this machine before
+ * it keeps a queue at all. Schedule allocates an object of evpoll's Event shape per timer and
+ * keeps it (as the other sides' callers keep theirs) plus, for fire, appends it to a list per
+ * whole ms of its due time; cancel marks each object; fire spins over the ms lists as the clock
+ * passes them (no sleeping, no ordering within a ms). Not a timer library: the lower bound
+ * that says how much of a side's time is the workload's own.
+ */
+class Handle {
+  _slot = -1;
+  constructor(
+    readonly loop: unknown,
+    readonly fd: number,
+    readonly flags: number,
+    readonly callback: (h: Handle, which: number, arg: number) => void,
+    readonly arg: number,
+  ) {}
+}
 
 /** mulberry32: the same durations for every side and every repeat. */
 function durations(count: number, min: number, max: number, seed: number): Float64Array {
@@ -78,6 +98,19 @@ function cancelCase(side: string, count: number): CancelResult {
     const t2 = performance.now();
     return { scheduleMs: t1 - t0, cancelMs: t2 - t1 };
   }
+  if (side === 'floor') {
+    const handles: Handle[] = new Array(count);
+    const t0 = performance.now();
+    for (let i = 0; i < count; i++) {
+      const h = new Handle(null, -1, 0, noop, 0);
+      h._slot = i;
+      handles[i] = h;
+    }
+    const t1 = performance.now();
+    for (let i = 0; i < count; i++) handles[i]._slot = -1;
+    const t2 = performance.now();
+    return { scheduleMs: t1 - t0, cancelMs: t2 - t1 };
+  }
   const loop = new EventLoop();
   if (side === 'evpoll-start') loop.start();
   const timers: Event[] = new Array(count);
@@ -110,6 +143,23 @@ async function fireCase(side: string, count: number): Promise<FireResult> {
     }
     t1 = performance.now();
     await done;
+  } else if (side === 'floor') {
+    const cb = (_h: Handle, _which: number, i: number) => onFire(i);
+    const lists: Handle[][] = [];
+    t0 = performance.now();
+    const base = Math.floor(t0);
+    for (let i = 0; i < count; i++) {
+      due[i] = performance.now() + d[i];
+      const h = new Handle(null, -1, 0, cb, i);
+      const ms = Math.ceil(due[i]) - base;
+      (lists[ms] ??= []).push(h);
+    }
+    t1 = performance.now();
+    for (let ms = 0; fired < count; ms++) {
+      while (performance.now() < base + ms) {}
+      const list = lists[ms];
+      if (list) for (const h of list) h.callback(h, 1, h.arg);
+    }
   } else {
     const loop = new EventLoop();
     const cb = (_ev: Event, _which: number, i: number) => onFire(i);
