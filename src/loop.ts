@@ -88,6 +88,8 @@ export class EventLoop extends EventEmitter {
   #next = 0;
   #length = 0;
   #running = false;
+  /** #running because integrated mode is dispatching a batch (not run()/runOnce()). */
+  #pumping = false;
   #stopRequested = false;
   #closed = false;
   /** Integrated mode (start()): riding on Node's event loop. */
@@ -230,7 +232,8 @@ export class EventLoop extends EventEmitter {
   start(): this {
     this.#checkOpen();
     if (this.#started) return this;
-    if (this.#running) throw new EvpollError('ERR_EVPOLL_BUSY', 'start() called while run()/runOnce() is driving the loop');
+    // From a callback of a started loop's batch (stop() then start()) it simply re-attaches.
+    if (this.#running && !this.#pumping) throw new EvpollError('ERR_EVPOLL_BUSY', 'start() called while run()/runOnce() is driving the loop');
     this.#started = true;
     this.#backend.startWatching(() => this.#pump());
     this.#keepingAlive = true; // the watcher starts ref'd
@@ -368,7 +371,7 @@ export class EventLoop extends EventEmitter {
   /** Integrated mode: one batch — whatever is ready now (never blocking) plus due timers. */
   #pump(): void {
     if (!this.#started || this.#running) return;
-    this.#running = true;
+    this.#running = this.#pumping = true;
     let ran = 0;
     this.#lastTaken = 0;
     try {
@@ -380,14 +383,14 @@ export class EventLoop extends EventEmitter {
     } catch (err) {
       // The rest of the batch stays queued (as after a throw in runOnce()) and runs on the
       // next turn of Node's loop.
-      this.#running = false;
+      this.#running = this.#pumping = false;
       this.#scheduleContinuation();
       this.#afterBatch(ran);
       if (this.listenerCount('error') > 0) this.emit('error', err);
       else throw err;
       return;
     }
-    this.#running = false;
+    this.#running = this.#pumping = false;
     this.#afterBatch(ran);
   }
 

@@ -181,4 +181,33 @@ test('run()/runOnce() while started: ERR_EVPOLL_BUSY; start() twice is harmless'
   throwsCode(() => loop.start(), 'ERR_EVPOLL_CLOSED');
 });
 
+test('stop() then start() from a callback re-attaches: the rest of the batch and later events run', async () => {
+  const loop = newLoop();
+  const [r, w] = pipe();
+  let reads = 0;
+  let restarted = 0;
+  const ticks: number[] = [];
+  loop.event(r, EV.READ, () => { reads++; drain(r); }).add();
+  loop.timer(EV.PERSIST, (ev) => {
+    ticks.push(ticks.length);
+    if (ticks.length === 1) {
+      loop.stop();
+      assert.not.ok(loop.started);
+      loop.start(); // was ERR_EVPOLL_BUSY: the loop was still "running" its batch
+      restarted++;
+      assert.ok(loop.started);
+    }
+  }).add(5);
+  loop.start();
+  await sleep(60);
+  writeByte(w);
+  await sleep(40);
+  assert.is(restarted, 1);
+  assert.ok(loop.started);
+  assert.ok(ticks.length >= 3, `the persistent timer went on firing after the restart (${ticks.length} times)`);
+  assert.is(reads, 1, 'an fd made ready after the restart was dispatched');
+  loop.stop();
+  loop.close();
+});
+
 test.run();
