@@ -6,7 +6,7 @@
 import { addon } from './native.js';
 import { EV } from './flags.js';
 import { invalidArg, systemError } from './errors.js';
-import { Event, type EventCallback } from './event.js';
+import { Event, kTrusted, type EventCallback } from './event.js';
 import type { EventLoop } from './loop.js';
 
 export type SignalName = 'SIGTERM' | 'SIGINT' | 'SIGQUIT' | 'SIGUSR1' | 'SIGUSR2' | 'SIGCHLD' | 'SIGHUP' | 'SIGWINCH' | 'SIGALRM';
@@ -32,7 +32,7 @@ export class SignalEvent extends Event<SignalName> {
   _watching = false;
   /** @internal */
   constructor(loop: EventLoop, readonly signal: SignalName, callback: EventCallback<SignalName>, private readonly set: SignalSet) {
-    super(loop, -1, EV.READ | EV.PERSIST, callback, signal);
+    super(loop, -1, EV.READ | EV.PERSIST, callback, signal, kTrusted);
   }
   override get pending(): boolean {
     return this._watching;

@@ -4,7 +4,7 @@ import * as assert from 'uvu/assert';
 import { openSync, closeSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { EV, EvpollError, type EventLoop } from '../src/index.js';
+import { EV, Event, EvpollError, type EventLoop } from '../src/index.js';
 import { addon } from '../src/native.js';
 import { newLoop, iterate, pipe, writeByte, drain, close, closeAll, throwsCode, openFds } from './helpers.js';
 
@@ -61,6 +61,33 @@ test('invalid arguments: ERR_EVPOLL_INVALID_ARG, nothing registered is lost', as
   }
   await stillWorks(loop, survivor);
   loop.close();
+});
+
+test('new Event(...) is held to the checks of loop.event() and loop.timer()', async () => {
+  const loop = newLoop();
+  const survivor = withSurvivor(loop);
+  const [r, w] = pipe();
+  const cases: [string, () => unknown][] = [
+    ['not a loop', () => new Event({} as unknown as EventLoop, r, EV.READ, noop, undefined)],
+    ['no loop', () => new Event(undefined as unknown as EventLoop, -1, 0, noop, undefined)],
+    ['fd event without READ or WRITE', () => new Event(loop, r, EV.PERSIST, noop, undefined)],
+    ['fd below -1', () => new Event(loop, -2, EV.READ, noop, undefined)],
+    ['timer with READ', () => new Event(loop, -1, EV.READ, noop, undefined)],
+    ['callback not a function', () => new Event(loop, r, EV.READ, 42 as unknown as () => void, undefined)],
+    ['loop.event(-1, ...): -1 means a timer only to the constructor', () => loop.event(-1, EV.READ, noop)],
+  ];
+  for (const [what, fn] of cases) assert.instance(throwsCode(fn, 'ERR_EVPOLL_INVALID_ARG'), EvpollError, what);
+  // Well-formed, it is an event like any other.
+  let reads = 0, fired = 0;
+  new Event(loop, r, EV.READ, () => { reads++; drain(r); }, undefined).add();
+  new Event(loop, -1, 0, () => fired++, undefined).add(0);
+  writeByte(w);
+  await iterate(loop, 0);
+  assert.is(reads, 1);
+  assert.is(fired, 1);
+  await stillWorks(loop, survivor);
+  loop.close();
+  throwsCode(() => new Event(loop, -1, 0, noop, undefined), 'ERR_EVPOLL_CLOSED');
 });
 
 test('an fd that is not open: EBADF in Node\'s SystemError shape at add()', async () => {
