@@ -61,6 +61,12 @@ function checkTimeout(ms: unknown, what: string): number {
 }
 
 /**
+ * @internal For the tests' iterate() in start mode: `hook(ran)` after each integrated-mode
+ * batch. Exported from this module only, not from the package.
+ */
+export let setAfterBatchHook: (loop: EventLoop, hook: ((ran: number) => void) | undefined) => void;
+
+/**
  * PHP-FPM's event loop (fpm_events.c): fd events and timers over one backend. One iteration is
  * three crossings whatever the number of events: the core's next timeout, the backend's wait
  * (which writes ready records straight into the core's memory), and the core's collect (which
@@ -112,8 +118,8 @@ export class EventLoop extends EventEmitter {
   readonly #pollsOnHelper: boolean;
   /** Records the last takeBatch() returned. */
   #lastTaken = 0;
-  /** @internal Test hook: called after each batch dispatched in integrated mode. */
-  _afterBatch: ((ran: number) => void) | undefined;
+  /** Test hook (setAfterBatchHook): called after each batch dispatched in integrated mode. */
+  #afterBatchHook: ((ran: number) => void) | undefined;
   #signals: SignalSet | undefined;
   #now: () => number;
   #fdLimit: number;
@@ -121,6 +127,12 @@ export class EventLoop extends EventEmitter {
   #fdHigh = 0;
   #addSyscall: string;
   #waitSyscall: string;
+
+  static {
+    setAfterBatchHook = (loop, hook) => {
+      loop.#afterBatchHook = hook;
+    };
+  }
 
   constructor(options: EventLoopOptions = {}) {
     super();
@@ -390,7 +402,7 @@ export class EventLoop extends EventEmitter {
       else this.#backend.rearm();
       this.#afterChange();
     }
-    this._afterBatch?.(ran);
+    this.#afterBatchHook?.(ran);
   }
 
   /**

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { packageRoot } from '../src/paths.js';
 import { EventLoop, type EventLoopOptions } from '../src/index.js';
+import { setAfterBatchHook } from '../src/loop.js';
 import * as net from '../src/net.js';
 
 export const MECHANISM = process.env.EVPOLL_MECHANISM ?? 'epoll';
@@ -31,7 +32,7 @@ export async function iterate(loop: EventLoop, timeoutMs?: number, graceMs = STA
     let total = 0;
     let timer: NodeJS.Timeout | undefined;
     const finish = (settle: () => void) => {
-      loop._afterBatch = undefined;
+      setAfterBatchHook(loop, undefined);
       loop.off('error', onError);
       if (timer) clearTimeout(timer);
       if (loop.started) loop.stop();
@@ -39,10 +40,10 @@ export async function iterate(loop: EventLoop, timeoutMs?: number, graceMs = STA
     };
     const onError = (err: unknown) => finish(() => reject(err));
     loop.on('error', onError);
-    loop._afterBatch = (ran) => {
+    setAfterBatchHook(loop, (ran) => {
       total += ran;
       if (ran > 0) finish(() => resolve(total));
-    };
+    });
     if (timeoutMs !== undefined) timer = setTimeout(() => finish(() => resolve(total)), Math.max(timeoutMs, graceMs));
     loop.start();
   });
