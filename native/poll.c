@@ -14,7 +14,9 @@
 #include "backend.h"
 
 #define EVP_POLL_INITIAL 64
-#define EVP_POLL_MAX_HINT 65536 /* a huge RLIMIT_NOFILE hint must not cost megabytes up front */
+/* pos[] starts here (4 KB) and doubles as higher fds are added: maxFd (2**20 by default) is
+ * a limit, not a size to allocate for up front. */
+#define EVP_POLL_INITIAL_FDS 1024
 
 struct evp_backend {
   struct pollfd *fds;
@@ -28,10 +30,9 @@ struct evp_backend {
 static int poll_available(void) { return 1; }
 
 static evp_backend *poll_init(int max_fd, int *err) {
+  (void)max_fd; /* the JS side refuses fds at or above it */
   evp_backend *b = calloc(1, sizeof *b);
-  int npos = max_fd < EVP_POLL_INITIAL ? EVP_POLL_INITIAL
-             : max_fd < EVP_POLL_MAX_HINT ? max_fd + 1
-                                          : EVP_POLL_MAX_HINT;
+  int npos = EVP_POLL_INITIAL_FDS;
   if (b != NULL) {
     b->cap = EVP_POLL_INITIAL;
     b->npos = npos;

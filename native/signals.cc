@@ -357,6 +357,7 @@ void RegisterSignals(Napi::Env env, Napi::Object exports) {
   exports.Set("pendingSignals", Napi::Function::New(env, PendingSignals, "pendingSignals", st));
   exports.Set("watchSignal", Napi::Function::New(env, WatchSignal, "watchSignal", st));
   exports.Set("unwatchSignal", Napi::Function::New(env, UnwatchSignal, "unwatchSignal", st));
+  exports.Set("SIGNAL_PIPES", Napi::Number::New(env, kMaxPipes));
   Napi::Object names = Napi::Object::New(env);
   for (const NamedSignal& s : kNamed) {
     Napi::Object entry = Napi::Object::New(env);

@@ -7,7 +7,8 @@ export type EvpollErrorCode =
   | 'ERR_EVPOLL_FD_LIMIT'
   | 'ERR_EVPOLL_CLOSED'
   | 'ERR_EVPOLL_REENTRANT'
-  | 'ERR_EVPOLL_BUSY';
+  | 'ERR_EVPOLL_BUSY'
+  | 'ERR_EVPOLL_SIGNAL_LIMIT';
 
 /** Every refusal of evpoll's own; OS refusals are SystemError-shaped instead (see systemError). */
 export class EvpollError extends Error {

@@ -5,7 +5,7 @@
 // puts the previous handler back.
 import { addon } from './native.js';
 import { EV } from './flags.js';
-import { invalidArg, systemError } from './errors.js';
+import { EvpollError, invalidArg, systemError } from './errors.js';
 import { Event, kTrusted, type EventCallback } from './event.js';
 import type { EventLoop } from './loop.js';
 
@@ -13,6 +13,8 @@ export type SignalName = 'SIGTERM' | 'SIGINT' | 'SIGQUIT' | 'SIGUSR1' | 'SIGUSR2
 
 interface SignalOps {
   SIGNALS: Record<string, { signo: number; byte: number }>;
+  /** How many self-pipes (so loops watching signals) a process can have at once. */
+  SIGNAL_PIPES: number;
   signalPipe(): number;
   closeSignalPipe(fd: number): number;
   pendingSignals(fd: number): number;
@@ -20,6 +22,7 @@ interface SignalOps {
   unwatchSignal(signo: number): number;
 }
 const ops = addon as unknown as SignalOps;
+const ENOSPC = -28;
 
 /** The names loop.signal() accepts. */
 export function signalNames(): SignalName[] {
@@ -82,6 +85,10 @@ export class SignalSet {
     if (ev._watching) return;
     if (this.#fd < 0) {
       const fd = ops.signalPipe();
+      if (fd === ENOSPC) {
+        // Not the OS: the native handler's fixed table of self-pipes is full.
+        throw new EvpollError('ERR_EVPOLL_SIGNAL_LIMIT', `at most ${ops.SIGNAL_PIPES} loops of a process can watch signals at once; close() another loop or del() its signal events first`);
+      }
       if (fd < 0) throw systemError(fd, 'pipe2');
       this.#fd = fd;
     }
