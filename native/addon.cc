@@ -45,34 +45,26 @@ Napi::Error SystemError(Napi::Env env, int err, const char* syscall) {
   return e;
 }
 
-// Argument readers: false (with a TypeError pending) when the argument is not a number.
-bool ArgInt32(const Napi::CallbackInfo& info, size_t i, const char* what, int32_t* out) {
-  if (napi_get_value_int32(info.Env(), info[i], out) == napi_ok) return true;
-  Napi::TypeError::New(info.Env(), std::string(what) + " must be a number")
-      .ThrowAsJavaScriptException();
+// Argument readers over raw N-API values: false (with a TypeError pending) when the argument
+// is not a number. `what` is the whole message ("fd must be a number").
+bool ArgInt32(napi_env env, napi_value v, const char* what, int32_t* out) {
+  if (napi_get_value_int32(env, v, out) == napi_ok) return true;
+  napi_throw_type_error(env, nullptr, what);
   return false;
 }
 
-bool ArgUint32(const Napi::CallbackInfo& info, size_t i, const char* what, uint32_t* out) {
-  if (napi_get_value_uint32(info.Env(), info[i], out) == napi_ok) return true;
-  Napi::TypeError::New(info.Env(), std::string(what) + " must be a number")
-      .ThrowAsJavaScriptException();
-  return false;
-}
-
-bool ArgInt64(const Napi::CallbackInfo& info, size_t i, const char* what, int64_t* out) {
-  if (napi_get_value_int64(info.Env(), info[i], out) == napi_ok) return true;
-  Napi::TypeError::New(info.Env(), std::string(what) + " must be a number")
-      .ThrowAsJavaScriptException();
+bool ArgUint32(napi_env env, napi_value v, const char* what, uint32_t* out) {
+  if (napi_get_value_uint32(env, v, out) == napi_ok) return true;
+  napi_throw_type_error(env, nullptr, what);
   return false;
 }
 
 // timeoutMs: a negative number or Infinity waits forever. A fraction rounds up, so that a
 // timer 0.3 ms away does not become a zero timeout and a busy loop until it is due.
-bool ArgTimeout(const Napi::CallbackInfo& info, size_t i, int* out) {
+bool ArgTimeout(napi_env env, napi_value v, int* out) {
   double ms;
-  if (napi_get_value_double(info.Env(), info[i], &ms) != napi_ok || ms != ms) {
-    Napi::TypeError::New(info.Env(), "timeoutMs must be a number").ThrowAsJavaScriptException();
+  if (napi_get_value_double(env, v, &ms) != napi_ok || ms != ms) {
+    napi_throw_type_error(env, nullptr, "timeoutMs must be a number");
     return false;
   }
   if (ms < 0 || ms > INT32_MAX) {
@@ -84,175 +76,380 @@ bool ArgTimeout(const Napi::CallbackInfo& info, size_t i, int* out) {
   return true;
 }
 
-// (buffer: ArrayBuffer, byteOffset, capacity) from argument i on: where records go. False with
-// a TypeError or RangeError pending when they do not describe room inside the buffer.
-bool ArgRecords(const Napi::CallbackInfo& info, size_t i, const char* method, evp_record** out,
-                int32_t* capacity) {
-  Napi::Env env = info.Env();
+// (buffer: ArrayBuffer, byteOffset, capacity) at argv[0..2]: where records go. False with a
+// TypeError or RangeError pending when they do not describe room inside the buffer.
+bool ArgRecords(napi_env env, const napi_value* argv, const char* range_message,
+                evp_record** out, int32_t* capacity) {
   int64_t offset;
   void* data;
   size_t length;
   // One call both checks the type and fetches the memory (napi_invalid_arg otherwise).
-  if (napi_get_arraybuffer_info(env, info[i], &data, &length) != napi_ok) {
-    Napi::TypeError::New(env, "buffer must be an ArrayBuffer").ThrowAsJavaScriptException();
+  if (napi_get_arraybuffer_info(env, argv[0], &data, &length) != napi_ok) {
+    napi_throw_type_error(env, nullptr, "buffer must be an ArrayBuffer");
     return false;
   }
-  if (!ArgInt64(info, i + 1, "byteOffset", &offset) ||
-      !ArgInt32(info, i + 2, "capacity", capacity)) {
+  // int64, not int32: a byteOffset of 2^32 + 4 must be refused, not wrapped round to 4. (An
+  // int32 in a Smi takes the same fast path either way.)
+  if (napi_get_value_int64(env, argv[1], &offset) != napi_ok) {
+    napi_throw_type_error(env, nullptr, "byteOffset must be a number");
     return false;
   }
+  if (!ArgInt32(env, argv[2], "capacity must be a number", capacity)) return false;
   // Records are written as aligned 32-bit words: the offset must keep them aligned.
   if (offset < 0 || offset % 4 != 0 || *capacity < 1 ||
       static_cast<uint64_t>(offset) + static_cast<uint64_t>(*capacity) * sizeof(evp_record) >
           length) {
-    Napi::RangeError::New(env, std::string(method) +
-                                   ": byteOffset must be a multiple of 4 and capacity >= 1, "
-                                   "with byteOffset + capacity * 12 within the buffer")
-        .ThrowAsJavaScriptException();
+    napi_throw_range_error(env, nullptr, range_message);
     return false;
   }
   *out = reinterpret_cast<evp_record*>(static_cast<char*>(data) + offset);
   return true;
 }
 
+napi_value Int32(napi_env env, int32_t v) {
+  napi_value out;  // a Smi: no heap number allocated
+  napi_create_int32(env, v, &out);
+  return out;
+}
+
+napi_value Undefined(napi_env env) {
+  napi_value out;
+  napi_get_undefined(env, &out);
+  return out;
+}
+
+// What a Backend's methods work on. Reference-counted, because it is shared between the
+// Backend object (one reference, dropped by its destructor, which also releases the OS
+// resources) and the Backend's own-property hot functions (one each, dropped by each
+// function's finalizer): a function that outlives its Backend finds backend == nullptr and
+// answers -EBADF, as after close(). Only ever touched on the thread of the env that made it
+// (finalizers included), so the count need not be atomic; the integrated mode's helper thread
+// has its own pointers (Watcher).
+struct State {
+  int refs = 1;
+  const evp_module* module = nullptr;
+  evp_backend* backend = nullptr;
+  int wake_fd = -1;            // poll, select: the helper thread's wake-up eventfd
+  Watcher* watcher = nullptr;  // while watching; cleared by Watcher::Stop()
+};
+
+void DropRef(State* s) {
+  if (--s->refs == 0) delete s;
+}
+
+// Stops watching and releases the OS resources; idempotent.
+void Release(State* s) {
+  if (s->watcher != nullptr) s->watcher->Stop();  // joins the helper: it uses backend
+  if (s->backend != nullptr) {
+    s->module->clean(s->backend);
+    s->backend = nullptr;
+  }
+  if (s->wake_fd >= 0) {
+    close(s->wake_fd);
+    s->wake_fd = -1;
+  }
+}
+
+// A change of the registered set, serialised with the helper thread while watching.
+template <typename Change>
+int Apply(State* s, Change change) {
+  return s->watcher != nullptr ? s->watcher->Apply(change) : change();
+}
+
+// The hot methods, once for both ways in: the Backend's own-property functions (State* from
+// the function's data) and the prototype methods (State* through ObjectWrap's unwrap, for
+// subclasses that override a method and call super). argv holds as many values as the method
+// takes, undefined for those not passed; nullptr is returned with an exception pending.
+
+// add(fd, interest, gen) / modify(fd, interest, gen) -> 0 or -errno
+napi_value DoRegister(napi_env env, State* s, const napi_value* argv, bool modify) {
+  int32_t fd, interest;
+  uint32_t gen;
+  if (!ArgInt32(env, argv[0], "fd must be a number", &fd) ||
+      !ArgInt32(env, argv[1], "interest must be a number", &interest) ||
+      !ArgUint32(env, argv[2], "gen must be a number", &gen)) {
+    return nullptr;
+  }
+  if (s->backend == nullptr) return Int32(env, -EBADF);
+  auto op = modify ? s->module->modify : s->module->add;
+  return Int32(env, Apply(s, [&] { return op(s->backend, fd, interest, gen); }));
+}
+
+// remove(fd) -> 0 or -errno
+napi_value DoRemove(napi_env env, State* s, const napi_value* argv) {
+  int32_t fd;
+  if (!ArgInt32(env, argv[0], "fd must be a number", &fd)) return nullptr;
+  if (s->backend == nullptr) return Int32(env, -EBADF);
+  return Int32(env, Apply(s, [&] { return s->module->remove(s->backend, fd); }));
+}
+
+// wait(timeoutMs, buffer: ArrayBuffer, byteOffset, capacity) -> records written, or -errno.
+// The hot path: one call per loop iteration, no JS object allocated (the result is a Smi).
+// While watching, only wait(0, ...) is allowed (-EBUSY otherwise): blocking would stall the
+// very loop that is meant to go on running.
+napi_value DoWait(napi_env env, State* s, const napi_value* argv) {
+  int timeout;
+  int32_t capacity;
+  evp_record* out;
+  if (!ArgTimeout(env, argv[0], &timeout) ||
+      !ArgRecords(env, argv + 1,
+                  "wait: byteOffset must be a multiple of 4 and capacity >= 1, "
+                  "with byteOffset + capacity * 12 within the buffer",
+                  &out, &capacity)) {
+    return nullptr;
+  }
+  if (s->backend == nullptr) return Int32(env, -EBADF);
+  if (s->watcher == nullptr) return Int32(env, s->module->wait(s->backend, timeout, out, capacity));
+  if (timeout != 0) return Int32(env, -EBUSY);
+  // poll's wait drops the fds it finds closed: a change of the set, as far as the helper knows.
+  return Int32(env, Apply(s, [&] { return s->module->wait(s->backend, 0, out, capacity); }));
+}
+
+// takeBatch(buffer: ArrayBuffer, byteOffset, capacity) -> records written (0: none), or
+// -errno. Never blocks: epoll waits with a zero timeout; poll and select hand out what their
+// helper thread found, keeping what does not fit for the next call, or with nothing found
+// yet wait with a zero timeout too. Not watching: as wait(0, ...).
+napi_value DoTakeBatch(napi_env env, State* s, const napi_value* argv) {
+  int32_t capacity;
+  evp_record* out;
+  if (!ArgRecords(env, argv,
+                  "takeBatch: byteOffset must be a multiple of 4 and capacity >= 1, "
+                  "with byteOffset + capacity * 12 within the buffer",
+                  &out, &capacity)) {
+    return nullptr;
+  }
+  if (s->backend == nullptr) return Int32(env, -EBADF);
+  int n = s->watcher != nullptr ? s->watcher->TakeBatch(out, capacity)
+                                : s->module->wait(s->backend, 0, out, capacity);
+  return Int32(env, n);
+}
+
+// rearm(): the batch has been handled; poll and select may wait again (onReady() comes
+// again at once if records are still untaken). A no-op for epoll and when not watching.
+napi_value DoRearm(napi_env env, State* s) {
+  if (s->watcher != nullptr) s->watcher->Rearm();
+  return Undefined(env);
+}
+
+// The own-property versions: napi_get_cb_info hands over the arguments and the State in one
+// call, with no napi_unwrap (a private-symbol property lookup, ~800 instructions a call) and
+// no Napi::CallbackInfo.
+template <size_t N>
+State* Args(napi_env env, napi_callback_info info, napi_value (&argv)[N]) {
+  size_t argc = N;
+  void* data = nullptr;
+  napi_get_cb_info(env, info, &argc, argv, nullptr, &data);  // pads argv with undefined
+  return static_cast<State*>(data);
+}
+
+napi_value FastAdd(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  State* s = Args(env, info, argv);
+  return DoRegister(env, s, argv, false);
+}
+
+napi_value FastModify(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  State* s = Args(env, info, argv);
+  return DoRegister(env, s, argv, true);
+}
+
+napi_value FastRemove(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  State* s = Args(env, info, argv);
+  return DoRemove(env, s, argv);
+}
+
+napi_value FastWait(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  State* s = Args(env, info, argv);
+  return DoWait(env, s, argv);
+}
+
+napi_value FastTakeBatch(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  State* s = Args(env, info, argv);
+  return DoTakeBatch(env, s, argv);
+}
+
+napi_value FastRearm(napi_env env, napi_callback_info info) {
+  void* data = nullptr;
+  napi_get_cb_info(env, info, nullptr, nullptr, nullptr, &data);
+  return DoRearm(env, static_cast<State*>(data));
+}
+
+const struct {
+  const char* name;
+  napi_callback fast;
+} kHot[] = {
+    {"add", FastAdd},   {"modify", FastModify},       {"remove", FastRemove},
+    {"wait", FastWait}, {"takeBatch", FastTakeBatch}, {"rearm", FastRearm},
+};
+
+// Marks the prototype's own hot methods, so that a constructor can tell whether `this.wait`
+// still resolves to them or to a subclass's override. Read-only: shared by all envs.
+const napi_type_tag kPrototypeMethodTag = {0x6576706f6c6c2d70, 0x726f746f2d686f74};
+
+void OnFunctionGone(napi_env env, void* data, void* hint) {
+  (void)env;
+  (void)hint;
+  DropRef(static_cast<State*>(data));
+}
+
+// Gives `self` its own add/modify/remove/wait/takeBatch/rearm: functions whose data is the
+// State, each holding a reference to it until the function is collected. A method a subclass
+// overrides is left alone (its override, and its super call into the prototype method, keep
+// working). Nothing is installed for a method whose function cannot be made (a terminating
+// env): the prototype's method then serves.
+void InstallHotMethods(napi_env env, napi_value self, State* s) {
+  napi_property_descriptor props[sizeof kHot / sizeof kHot[0]];
+  size_t n = 0;
+  for (const auto& hot : kHot) {
+    napi_value current, fn;
+    bool ours = false;
+    if (napi_get_named_property(env, self, hot.name, &current) != napi_ok ||
+        napi_check_object_type_tag(env, current, &kPrototypeMethodTag, &ours) != napi_ok ||
+        !ours) {
+      continue;
+    }
+    if (napi_create_function(env, hot.name, NAPI_AUTO_LENGTH, hot.fast, s, &fn) != napi_ok ||
+        napi_add_finalizer(env, fn, s, OnFunctionGone, nullptr, nullptr) != napi_ok) {
+      continue;  // an uninstalled function never runs: no reference needed
+    }
+    s->refs++;
+    // As a class method: writable and configurable, not enumerable.
+    props[n++] = {hot.name, nullptr, nullptr, nullptr, nullptr, fn, napi_default_method,
+                  nullptr};
+  }
+  if (n > 0) napi_define_properties(env, self, n, props);
+}
+
 class Backend : public Napi::ObjectWrap<Backend> {
  public:
   static Napi::Function Define(Napi::Env env) {
-    return DefineClass(env, "Backend",
-                       {
-                           InstanceAccessor<&Backend::Name>("name"),
-                           InstanceAccessor<&Backend::SupportEdgeTrigger>("supportEdgeTrigger"),
-                           InstanceAccessor<&Backend::Fd>("fd"),
-                           InstanceMethod<&Backend::Add>("add"),
-                           InstanceMethod<&Backend::Modify>("modify"),
-                           InstanceMethod<&Backend::Remove>("remove"),
-                           InstanceMethod<&Backend::Wait>("wait"),
-                           InstanceMethod<&Backend::Close>("close"),
-                           InstanceMethod<&Backend::StartWatching>("startWatching"),
-                           InstanceMethod<&Backend::StopWatching>("stopWatching"),
-                           InstanceMethod<&Backend::TakeBatch>("takeBatch"),
-                           InstanceMethod<&Backend::Rearm>("rearm"),
-                           InstanceMethod<&Backend::Ref>("ref"),
-                           InstanceMethod<&Backend::Unref>("unref"),
-                       });
+    Napi::Function ctor =
+        DefineClass(env, "Backend",
+                    {
+                        InstanceAccessor<&Backend::Name>("name"),
+                        InstanceAccessor<&Backend::SupportEdgeTrigger>("supportEdgeTrigger"),
+                        InstanceAccessor<&Backend::Fd>("fd"),
+                        InstanceMethod<&Backend::Add>("add"),
+                        InstanceMethod<&Backend::Modify>("modify"),
+                        InstanceMethod<&Backend::Remove>("remove"),
+                        InstanceMethod<&Backend::Wait>("wait"),
+                        InstanceMethod<&Backend::Close>("close"),
+                        InstanceMethod<&Backend::StartWatching>("startWatching"),
+                        InstanceMethod<&Backend::StopWatching>("stopWatching"),
+                        InstanceMethod<&Backend::TakeBatch>("takeBatch"),
+                        InstanceMethod<&Backend::Rearm>("rearm"),
+                        InstanceMethod<&Backend::Ref>("ref"),
+                        InstanceMethod<&Backend::Unref>("unref"),
+                    });
+    if (ctor.IsEmpty()) return ctor;
+    napi_value proto, method;
+    if (napi_get_named_property(env, ctor, "prototype", &proto) == napi_ok) {
+      for (const auto& hot : kHot) {
+        if (napi_get_named_property(env, proto, hot.name, &method) == napi_ok) {
+          napi_type_tag_object(env, method, &kPrototypeMethodTag);
+        }
+      }
+    }
+    return ctor;
   }
 
   // new Backend(name: string, maxFd: number)
-  explicit Backend(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Backend>(info) {
+  explicit Backend(const Napi::CallbackInfo& info)
+      : Napi::ObjectWrap<Backend>(info), s_(new State) {
     Napi::Env env = info.Env();
     if (!info[0].IsString()) {
       Napi::TypeError::New(env, "mechanism name must be a string").ThrowAsJavaScriptException();
       return;
     }
     std::string name = info[0].As<Napi::String>().Utf8Value();
-    module_ = FindModule(name);
-    if (module_ == nullptr) {
+    s_->module = FindModule(name);
+    if (s_->module == nullptr) {
       Napi::TypeError::New(env, "unknown mechanism: '" + name + "'").ThrowAsJavaScriptException();
       return;
     }
     int32_t max_fd = 0;
-    if (!info[1].IsUndefined() && !ArgInt32(info, 1, "maxFd", &max_fd)) return;
-    int err = 0;
-    backend_ = module_->init(max_fd, &err);
-    if (backend_ == nullptr) {
-      SystemError(env, err, module_->init_syscall).ThrowAsJavaScriptException();
+    if (!info[1].IsUndefined() && !ArgInt32(env, info[1], "maxFd must be a number", &max_fd)) {
       return;
     }
-    if (module_->snapshot != nullptr) {
+    int err = 0;
+    s_->backend = s_->module->init(max_fd, &err);
+    if (s_->backend == nullptr) {
+      SystemError(env, err, s_->module->init_syscall).ThrowAsJavaScriptException();
+      return;
+    }
+    if (s_->module->snapshot != nullptr) {
       // Integrated mode's helper thread is woken through it. Made now, not at startWatching:
       // select needs it below FD_SETSIZE, and the fds opened later only go higher.
-      wake_fd_ = CreateWakeFd();
-      if (wake_fd_ < 0) {
-        SystemError(env, -wake_fd_, "eventfd").ThrowAsJavaScriptException();
-        Release();
+      s_->wake_fd = CreateWakeFd();
+      if (s_->wake_fd < 0) {
+        SystemError(env, -s_->wake_fd, "eventfd").ThrowAsJavaScriptException();
+        Release(s_);
+        return;
       }
     }
+    InstallHotMethods(env, info.This(), s_);
   }
 
   // Not reached while watching (the Watcher holds this object), except at the environment's
-  // teardown, whose cleanup hook has stopped the Watcher first.
-  ~Backend() override { Release(); }
+  // teardown, whose cleanup hook has stopped the Watcher first. The State lives on while one
+  // of the own-property functions does.
+  ~Backend() override {
+    Release(s_);
+    DropRef(s_);
+  }
 
  private:
-  void Release() {
-    if (watcher_ != nullptr) watcher_->Stop();  // joins the helper: it uses backend_
-    if (backend_ != nullptr) {
-      module_->clean(backend_);
-      backend_ = nullptr;
-    }
-    if (wake_fd_ >= 0) {
-      close(wake_fd_);
-      wake_fd_ = -1;
-    }
-  }
-
-  // A change of the registered set, serialised with the helper thread while watching.
-  template <typename Change>
-  int Apply(Change change) {
-    return watcher_ != nullptr ? watcher_->Apply(change) : change();
-  }
-
   Napi::Value Name(const Napi::CallbackInfo& info) {
-    return Napi::String::New(info.Env(), module_->name);
+    return Napi::String::New(info.Env(), s_->module->name);
   }
 
   Napi::Value SupportEdgeTrigger(const Napi::CallbackInfo& info) {
-    return Napi::Boolean::New(info.Env(), module_->support_edge_trigger != 0);
+    return Napi::Boolean::New(info.Env(), s_->module->support_edge_trigger != 0);
   }
 
   Napi::Value Fd(const Napi::CallbackInfo& info) {
-    return Napi::Number::New(info.Env(), backend_ ? module_->pollable_fd(backend_) : -1);
+    return Napi::Number::New(info.Env(), s_->backend ? s_->module->pollable_fd(s_->backend) : -1);
   }
 
-  // add(fd, interest, gen) / modify(fd, interest, gen) -> 0 or -errno
-  Napi::Value Register(const Napi::CallbackInfo& info,
-                       int (*op)(evp_backend*, int, int, uint32_t)) {
-    int32_t fd, interest;
-    uint32_t gen;
-    if (!ArgInt32(info, 0, "fd", &fd) || !ArgInt32(info, 1, "interest", &interest) ||
-        !ArgUint32(info, 2, "gen", &gen)) {
-      return Napi::Value();
-    }
-    int r = backend_ ? Apply([&] { return op(backend_, fd, interest, gen); }) : -EBADF;
-    return Napi::Number::New(info.Env(), r);
+  // The prototype's hot methods: what subclasses reach through super, and what serves when an
+  // own-property function could not be installed. Missing arguments read as undefined.
+  Napi::Value Add(const Napi::CallbackInfo& info) {
+    napi_value argv[3] = {info[0], info[1], info[2]};
+    return Napi::Value(info.Env(), DoRegister(info.Env(), s_, argv, false));
   }
 
-  Napi::Value Add(const Napi::CallbackInfo& info) { return Register(info, module_->add); }
-  Napi::Value Modify(const Napi::CallbackInfo& info) { return Register(info, module_->modify); }
+  Napi::Value Modify(const Napi::CallbackInfo& info) {
+    napi_value argv[3] = {info[0], info[1], info[2]};
+    return Napi::Value(info.Env(), DoRegister(info.Env(), s_, argv, true));
+  }
 
-  // remove(fd) -> 0 or -errno
   Napi::Value Remove(const Napi::CallbackInfo& info) {
-    int32_t fd;
-    if (!ArgInt32(info, 0, "fd", &fd)) return Napi::Value();
-    int r = backend_ ? Apply([&] { return module_->remove(backend_, fd); }) : -EBADF;
-    return Napi::Number::New(info.Env(), r);
+    napi_value argv[1] = {info[0]};
+    return Napi::Value(info.Env(), DoRemove(info.Env(), s_, argv));
   }
 
-  // wait(timeoutMs, buffer: ArrayBuffer, byteOffset, capacity) -> records written, or -errno.
-  // The hot path: one call per loop iteration, no JS object allocated but the result number.
-  // While watching, only wait(0, ...) is allowed (-EBUSY otherwise): blocking would stall the
-  // very loop that is meant to go on running.
   Napi::Value Wait(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    int timeout;
-    int32_t capacity;
-    evp_record* out;
-    if (!ArgTimeout(info, 0, &timeout) || !ArgRecords(info, 1, "wait", &out, &capacity)) {
-      return Napi::Value();
-    }
-    if (backend_ == nullptr) return Napi::Number::New(env, -EBADF);
-    if (watcher_ == nullptr) {
-      return Napi::Number::New(env, module_->wait(backend_, timeout, out, capacity));
-    }
-    if (timeout != 0) return Napi::Number::New(env, -EBUSY);
-    // poll's wait drops the fds it finds closed: a change of the set, as far as the helper knows.
-    return Napi::Number::New(env, Apply([&] { return module_->wait(backend_, 0, out, capacity); }));
+    napi_value argv[4] = {info[0], info[1], info[2], info[3]};
+    return Napi::Value(info.Env(), DoWait(info.Env(), s_, argv));
+  }
+
+  Napi::Value TakeBatch(const Napi::CallbackInfo& info) {
+    napi_value argv[3] = {info[0], info[1], info[2]};
+    return Napi::Value(info.Env(), DoTakeBatch(info.Env(), s_, argv));
+  }
+
+  Napi::Value Rearm(const Napi::CallbackInfo& info) {
+    return Napi::Value(info.Env(), DoRearm(info.Env(), s_));
   }
 
   // close(): stops watching and releases the OS resources now; idempotent. Later calls return
   // -EBADF.
   Napi::Value Close(const Napi::CallbackInfo& info) {
-    Release();
+    Release(s_);
     return info.Env().Undefined();
   }
 
@@ -266,19 +463,20 @@ class Backend : public Napi::ObjectWrap<Backend> {
       Napi::TypeError::New(env, "onReady must be a function").ThrowAsJavaScriptException();
       return Napi::Value();
     }
-    if (backend_ == nullptr) {
+    if (s_->backend == nullptr) {
       SystemError(env, EBADF, "startWatching").ThrowAsJavaScriptException();
       return Napi::Value();
     }
-    if (watcher_ != nullptr) {
+    if (s_->watcher != nullptr) {
       Napi::Error::New(env, "startWatching: already watching; stopWatching() first")
           .ThrowAsJavaScriptException();
       return Napi::Value();
     }
     int err = 0;
     const char* syscall = "startWatching";
-    if (Watcher::Start(env, info.This(), info[0], module_, backend_, wake_fd_, &watcher_, &err,
-                       &syscall) == nullptr) {
+    // The Watcher holds this object (so this State) until it is stopped.
+    if (Watcher::Start(env, info.This(), info[0], s_->module, s_->backend, s_->wake_fd,
+                       &s_->watcher, &err, &syscall) == nullptr) {
       SystemError(env, -err, syscall).ThrowAsJavaScriptException();
       return Napi::Value();
     }
@@ -287,48 +485,23 @@ class Backend : public Napi::ObjectWrap<Backend> {
 
   // stopWatching(): no onReady() after this, and blocking wait() works again. Idempotent.
   Napi::Value StopWatching(const Napi::CallbackInfo& info) {
-    if (watcher_ != nullptr) watcher_->Stop();
-    return info.Env().Undefined();
-  }
-
-  // takeBatch(buffer: ArrayBuffer, byteOffset, capacity) -> records written (0: none), or
-  // -errno. Never blocks: epoll waits with a zero timeout; poll and select hand out what their
-  // helper thread found, keeping what does not fit for the next call, or with nothing found
-  // yet wait with a zero timeout too. Not watching: as wait(0, ...).
-  Napi::Value TakeBatch(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    int32_t capacity;
-    evp_record* out;
-    if (!ArgRecords(info, 0, "takeBatch", &out, &capacity)) return Napi::Value();
-    if (backend_ == nullptr) return Napi::Number::New(env, -EBADF);
-    int n = watcher_ != nullptr ? watcher_->TakeBatch(out, capacity)
-                                : module_->wait(backend_, 0, out, capacity);
-    return Napi::Number::New(env, n);
-  }
-
-  // rearm(): the batch has been handled; poll and select may wait again (onReady() comes
-  // again at once if records are still untaken). A no-op for epoll and when not watching.
-  Napi::Value Rearm(const Napi::CallbackInfo& info) {
-    if (watcher_ != nullptr) watcher_->Rearm();
+    if (s_->watcher != nullptr) s_->watcher->Stop();
     return info.Env().Undefined();
   }
 
   // ref() / unref(): whether watching keeps the process (or worker) alive, as for Node's
   // handles. No-ops when not watching; each startWatching() begins ref'd.
   Napi::Value Ref(const Napi::CallbackInfo& info) {
-    if (watcher_ != nullptr) watcher_->SetRef(true);
+    if (s_->watcher != nullptr) s_->watcher->SetRef(true);
     return info.Env().Undefined();
   }
 
   Napi::Value Unref(const Napi::CallbackInfo& info) {
-    if (watcher_ != nullptr) watcher_->SetRef(false);
+    if (s_->watcher != nullptr) s_->watcher->SetRef(false);
     return info.Env().Undefined();
   }
 
-  const evp_module* module_ = nullptr;
-  evp_backend* backend_ = nullptr;
-  int wake_fd_ = -1;            // poll, select: the helper thread's wake-up eventfd
-  Watcher* watcher_ = nullptr;  // while watching; cleared by Watcher::Stop()
+  State* s_;
 };
 
 // mechanisms() -> [{ name, supportEdgeTrigger, available }] in order of preference.

@@ -2,6 +2,12 @@
 import { createRequire } from 'node:module';
 import { artefact } from './paths.js';
 
+/**
+ * A backend. add, modify, remove, wait, takeBatch and rearm are the object's own functions,
+ * bound to it natively (no lookup of the C++ object per call); they keep working when taken off
+ * it, and answer -EBADF (rearm: nothing) once the backend is closed or collected. A subclass that
+ * overrides one keeps its override, and reaches the prototype's method through super.
+ */
 export interface NativeBackend {
   readonly name: string;
   readonly supportEdgeTrigger: boolean;

@@ -24,7 +24,11 @@ import { fileURLToPath } from 'node:url';
 import { EV, EventLoop, EvpollError, type EventLoopOptions, type SignalEvent } from '../src/index.js';
 import { Acceptor } from '../src/acceptor.js';
 import * as net from '../src/net.js';
-import { addon } from '../src/native.js';
+import { addon, type NativeBackend } from '../src/native.js';
+import { artefact } from '../src/paths.js';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { Worker } from 'node:worker_threads';
 import { MECHANISM, MODE, newLoop, iterate, iterateUntil, openFds, sleep, drain, writeByte, fillFdTable } from './helpers.js';
 
 const NO_FDS_CHILD = 'EVPOLL_HOSTILE_NO_FDS_CHILD';
@@ -924,6 +928,151 @@ async function noFdsChild(): Promise<void> {
   console.log(JSON.stringify({ rows, afterwards }));
   process.exit(0);
 }
+
+// ---------------------------------------------------------------------------------------------
+// The backend's hot methods (add, modify, remove, wait, takeBatch, rearm) are functions of each
+// backend's own, bound to it natively (no napi_unwrap per call). Taken off the object they
+// still work; one that outlives its backend — closed, or collected — answers -EBADF (rearm:
+// nothing), and never touches freed memory (the ASan run checks that).
+
+type HotFns = Pick<NativeBackend, 'add' | 'modify' | 'remove' | 'wait' | 'takeBatch' | 'rearm'>;
+
+function hotFns(b: NativeBackend): HotFns {
+  const { add, modify, remove, wait, takeBatch, rearm } = b;
+  return { add, modify, remove, wait, takeBatch, rearm };
+}
+
+/** Every hot function answers as a closed backend does, and still refuses bad arguments. */
+function assertClosed(f: HotFns, fd: number, what: string): void {
+  const ab = new ArrayBuffer(120);
+  assert.is(f.wait(0, ab, 0, 10), -9, `${what}: wait`);
+  assert.is(f.takeBatch(ab, 0, 10), -9, `${what}: takeBatch`);
+  assert.is(f.add(fd, EV.READ, 1), -9, `${what}: add`);
+  assert.is(f.modify(fd, EV.READ, 1), -9, `${what}: modify`);
+  assert.is(f.remove(fd), -9, `${what}: remove`);
+  assert.is(f.rearm(), undefined, `${what}: rearm`);
+  assert.throws(() => f.wait(0, {} as ArrayBuffer, 0, 1), (e: Error) => e instanceof TypeError, `${what}: wait with no ArrayBuffer`);
+  assert.throws(() => f.takeBatch(ab, 2, 1), (e: Error) => e instanceof RangeError, `${what}: takeBatch misaligned`);
+  assert.throws(() => f.add('x' as unknown as number, EV.READ, 1), (e: Error) => e instanceof TypeError, `${what}: add with fd 'x'`);
+}
+
+test('backend methods taken off the object work, refuse bad arguments as before, and answer EBADF once it is closed', () => {
+  const b = new addon.Backend(MECHANISM, 64);
+  const f = hotFns(b);
+  const [r, w] = net.pipe();
+  const ab = new ArrayBuffer(120);
+  const records = new Int32Array(ab);
+  assert.is(f.add(w, EV.WRITE, 7), 0);
+  assert.is(f.wait(0, ab, 12, 9), 1);
+  assert.equal([...records.subarray(3, 6)], [w, 7, EV.WRITE]);
+  assert.is(f.modify(w, EV.READ, 8), 0);
+  assert.is(f.takeBatch(ab, 0, 10), 0, 'a pipe\'s write end is never readable');
+  assert.is(f.add(r, EV.READ, 9), 0);
+  writeByte(w);
+  assert.is(f.takeBatch(ab, 0, 10), 1);
+  assert.equal([...records.subarray(0, 3)], [r, 9, EV.READ]);
+  assert.is(f.remove(r), 0);
+  assert.is(f.wait(0, ab, 0, 10), 0);
+  assert.is(f.rearm(), undefined);
+  // The same refusals as the prototype's methods, which subclasses reach through super.
+  const proto = Object.getPrototypeOf(b) as NativeBackend;
+  for (const [name, args] of [
+    ['wait', [NaN, ab, 0, 1]], ['wait', [0, ab, -4, 1]], ['wait', [0, ab, 2 ** 32 + 4, 1]], ['wait', [0, ab, 0, 0]], ['wait', [0, ab, 0, 11]], ['wait', [0, ab, 0, 'x']], ['wait', []],
+    ['takeBatch', [new Uint8Array(120), 0, 1]], ['takeBatch', [ab, 'x', 1]], ['takeBatch', [ab, 112, 1]],
+    ['add', [w, 'x', 1]], ['add', [w, EV.READ, {}]], ['modify', [undefined, EV.READ, 1]], ['remove', ['x']],
+  ] as [keyof HotFns, unknown[]][]) {
+    const thrown = (fn: () => unknown) => {
+      try {
+        fn();
+      } catch (e) {
+        return `${(e as Error).constructor.name}: ${(e as Error).message}`;
+      }
+      return 'nothing thrown';
+    };
+    const own = thrown(() => (f[name] as (...a: unknown[]) => unknown)(...args));
+    assert.ok(/^(TypeError|RangeError): /.test(own), `${name}(${args.map(String).join(', ')}): ${own}`);
+    assert.is(own, thrown(() => (proto[name] as (...a: unknown[]) => unknown).call(b, ...args)), `${name}(${args.map(String).join(', ')}): as the prototype's`);
+  }
+  b.close();
+  assertClosed(f, r, 'after close()');
+  net.close(r);
+  net.close(w);
+});
+
+test('a backend function that outlives its collected backend answers EBADF; the backend\'s fds are released', async () => {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const fdsBefore = openFds();
+  const [r, w] = net.pipe();
+  // Made in a frame of its own, so that nothing but the functions is left of it.
+  const f = ((): HotFns => {
+    const b = new addon.Backend(MECHANISM, 64);
+    b.add(r, EV.READ, 1);
+    return hotFns(b);
+  })();
+  writeByte(w);
+  const ab = new ArrayBuffer(120);
+  assert.is(f.wait(0, ab, 0, 10), 1, 'alive: it reports the ready pipe');
+  let answer = 1;
+  for (let round = 0; round < 50 && answer !== -9; round++) {
+    gc();
+    await new Promise((resolve) => setImmediate(resolve)); // finalizers run after the GC
+    answer = f.wait(0, ab, 0, 10);
+    assert.ok(answer === 1 || answer === -9, `wait answered ${answer}`);
+  }
+  assert.is(answer, -9, 'the backend was collected');
+  assertClosed(f, r, 'after collection');
+  net.close(r);
+  net.close(w);
+  assert.equal(openFds().filter((fd) => !fdsBefore.includes(fd)), [], 'the collected backend closed its fds');
+});
+
+test('a subclass that overrides a hot method is honoured, and its super call works', () => {
+  const calls: string[] = [];
+  class Traced extends (addon.Backend as new (name: string, maxFd: number) => NativeBackend) {
+    override wait(timeoutMs: number, buffer: ArrayBuffer, byteOffset: number, capacity: number): number {
+      calls.push('wait');
+      return super.wait(timeoutMs, buffer, byteOffset, capacity);
+    }
+  }
+  const b = new Traced(MECHANISM, 64);
+  const [r, w] = net.pipe();
+  assert.is(b.add(r, EV.READ, 3), 0);
+  writeByte(w);
+  assert.is(b.wait(0, new ArrayBuffer(120), 0, 10), 1);
+  assert.equal(calls, ['wait']);
+  assert.ok(!Object.hasOwn(b, 'wait') && Object.hasOwn(b, 'add'), 'only what the subclass leaves alone is made an own function');
+  b.close();
+  assert.is(b.wait(0, new ArrayBuffer(12), 0, 1), -9);
+  net.close(r);
+  net.close(w);
+});
+
+test('a worker that exits with backends and their functions alive releases them', async () => {
+  const before = openFds();
+  const path = process.env.EVPOLL_ADDON || artefact('the native addon', ['build/Release/evpoll.node', 'build/Debug/evpoll.node']);
+  for (const how of ['return', 'terminate']) {
+    const worker = new Worker(
+      `const { parentPort, workerData } = require('node:worker_threads');
+      const addon = require(workerData.path);
+      const kept = [];
+      for (let i = 0; i < 4; i++) {
+        const b = new addon.Backend(workerData.mechanism, 64);
+        kept.push(i % 2 ? b : { wait: b.wait, add: b.add, remove: b.remove });
+        if (i === 3) b.close();
+      }
+      globalThis.kept = kept;
+      kept[0].wait(0, new ArrayBuffer(12), 0, 1);
+      parentPort.postMessage('ready');`,
+      { eval: true, workerData: { path, mechanism: MECHANISM } },
+    );
+    const exited = new Promise<number>((resolve) => worker.once('exit', resolve));
+    await new Promise((resolve) => worker.once('message', resolve));
+    if (how === 'terminate') await worker.terminate();
+    assert.is(await exited, how === 'terminate' ? 1 : 0, how);
+  }
+  assert.equal(openFds().filter((fd) => !before.includes(fd)), [], 'the workers\' backends closed their fds');
+});
 
 if (process.env[NO_FDS_CHILD]) await noFdsChild();
 else test.run();

@@ -4,6 +4,7 @@ import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import * as net from '../src/net.js';
+import { addon } from '../src/native.js';
 import { EV } from '../src/index.js';
 import { newLoop, iterateUntil, closeAll, pipe, socketpair, throwsCode } from './helpers.js';
 
@@ -55,6 +56,64 @@ test('write(): EAGAIN when the peer is full, EPIPE when it is gone; close() twic
   net.close(w);
   assert.is(net.close(w), EBADF);
   void b;
+});
+
+test('read()/write() on views: a subarray, a pooled Buffer, a view on a SharedArrayBuffer touch only their own bytes', () => {
+  const [r, w] = socketpair();
+  // A view in the middle of a larger ArrayBuffer, with and without offset/length.
+  const memory = new Uint8Array(32).fill(0xee);
+  const view = memory.subarray(8, 16);
+  assert.is(net.write(w, new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8, 9, 10])), 10);
+  assert.is(net.read(r, view), 8);
+  assert.equal([...memory.subarray(6, 18)], [0xee, 0xee, 1, 2, 3, 4, 5, 6, 7, 8, 0xee, 0xee]);
+  assert.is(net.read(r, view, 6, 2), 2);
+  assert.equal([...memory.subarray(14, 17)], [9, 10, 0xee]);
+  assert.is(net.read(r, view, 8), 0, 'an empty range at the end: a zero-length read');
+  assert.is(net.read(r, view), EAGAIN);
+  assert.is(net.write(w, view, 2, 3), 3);
+  assert.is(net.read(r, view, 0, 8), 3);
+  assert.equal([...view.subarray(0, 3)], [3, 4, 5]);
+  // Small Buffers share one pool: its neighbours must stay as they were.
+  const a = Buffer.from('aaaa'), b = Buffer.from('bbbb'), c = Buffer.from('cccc');
+  assert.ok(a.buffer === b.buffer && b.byteOffset > 0, 'pooled Buffers');
+  assert.is(net.write(w, Buffer.from('xyz123')), 6);
+  assert.is(net.read(r, b), 4);
+  assert.is(net.read(r, b, 1, 2), 2);
+  assert.equal([a.toString(), b.toString(), c.toString()], ['aaaa', 'x231', 'cccc']);
+  // A view on a SharedArrayBuffer.
+  const shared = new Uint8Array(new SharedArrayBuffer(16), 4, 8);
+  assert.is(net.write(w, new Uint8Array([5, 6, 7])), 3);
+  assert.is(net.read(r, shared, 1), 3);
+  assert.equal([...new Uint8Array(shared.buffer, 0, 12)], [0, 0, 0, 0, 0, 5, 6, 7, 0, 0, 0, 0]);
+  assert.is(net.write(w, shared, 1, 2), 2);
+  assert.is(net.read(r, view), 2);
+  assert.equal([...view.subarray(0, 2)], [5, 6]);
+  // Empty views.
+  assert.is(net.read(r, new Uint8Array(0)), 0);
+  assert.is(net.write(w, memory.subarray(32)), 0);
+});
+
+test('the native read/write refuse memory outside the view whatever JS passed', () => {
+  // evpoll/net checks first; the addon, reachable directly, must still refuse on its own.
+  const raw = addon as unknown as Record<'read' | 'write', (...args: unknown[]) => number>;
+  const [r, w] = socketpair();
+  const memory = new Uint8Array(16);
+  const view = memory.subarray(4, 12);
+  for (const op of [raw.read, raw.write]) {
+    const fd = op === raw.read ? r : w;
+    for (const args of [[9], [8, 1], [0, 9], [-1, 1], [2 ** 32, 1], [4, 2 ** 32 + 1], [2 ** 53, 0]]) {
+      assert.throws(() => op(fd, view, ...args), (e: Error) => e instanceof RangeError, `${op.name}(fd, view, ${args.join(', ')})`);
+    }
+    for (const buffer of [undefined, 'abc', {}, new ArrayBuffer(8), new Int32Array(2), new DataView(new ArrayBuffer(8))]) {
+      assert.throws(() => op(fd, buffer, 0, 1), (e: Error) => e instanceof TypeError, `${op.name}: ${String(buffer)}`);
+    }
+    assert.throws(() => op(fd), (e: Error) => e instanceof TypeError, `${op.name}: no buffer`);
+    assert.is(op('3', view, 0, 1), EBADF, 'an fd that is not a number is -1');
+  }
+  assert.is(raw.write(w, new Uint8Array([1, 2, 3])), 3, 'the whole view by default');
+  assert.is(raw.read(r, view, 6), 2, 'from offset to the end of the view');
+  assert.is(raw.read(r, view, 'x', -1), 1, 'an offset that is not a number is 0, a negative length the rest');
+  assert.equal([...memory], [0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0]);
 });
 
 test('bad fds are refused before any syscall', () => {
