@@ -7,9 +7,9 @@
 
 import { regrow, grownCapacity } from './region';
 import { EV_TIMEOUT, EV_ERROR, EV_PERSIST, RW, REV_HUP, REV_INVALID } from './constants';
-import { recycleRetired, retireSlot, slotInterest, slotNext } from './slots';
+import { recycleRetired, retireRecord, slotRecord, slotInterest, slotNext, STATE } from './slots';
 import { fdCapacity, fdGen, fdHead, forgetFd } from './fds';
-import { popDue, reschedulePopped } from './timers';
+import { popDue, reschedulePopped, publishTimers } from './timers';
 
 const RECORD: usize = 12; // int32 fd, uint32 generation, int32 revents: written by native
 const ENTRY: usize = 8; // int32 slot, int32 which
@@ -20,10 +20,23 @@ let list: usize = 0;
 let listCap: i32 = 0;
 let listLen: i32 = 0;
 
-// Where the JS side finds the ready area and the dispatch list without a call per iteration:
-// three words it reads from memory — dispatch list address, ready area address, ready
-// capacity — rewritten whenever either region moves.
-const SHARED: usize = memory.data(12);
+// The shared words: what the JS side reads from memory instead of calling in, 24 bytes at
+// sharedPtr() (8-aligned, fixed for the instance's life):
+//
+//   byte  0  u32  dispatch list address        rewritten whenever the list moves (collect)
+//   byte  4  u32  ready area address           rewritten whenever the area moves (growReady)
+//   byte  8  i32  ready area capacity, records rewritten by growReady
+//   byte 12  i32  live slot count = pendingCount(): slots.ts, at every allocSlot/retireRecord
+//   byte 16  f64  earliest timer deadline, +Infinity when no timer is scheduled (the deadline
+//                 nextTimeout() measures from): timers.ts, after every schedule, unschedule,
+//                 and at the end of collect()'s pops
+//
+// Every exported call leaves them current; they are in the data segment, so memory.grow moves
+// nothing (views of memory.buffer must still be re-made after it).
+export const SHARED: usize = memory.data(24, 8);
+export const SHARED_LIVE: usize = 12;
+export const SHARED_EARLIEST: usize = 16;
+store<f64>(SHARED, Infinity, SHARED_EARLIEST);
 
 function publish(): void {
   store<u32>(SHARED, <u32>list);
@@ -31,7 +44,7 @@ function publish(): void {
   store<i32>(SHARED, readyCap, 8);
 }
 
-/** The address of the three shared words (see SHARED); allocates the ready area first. */
+/** The address of the shared words (see SHARED); allocates the ready area first. */
 export function sharedPtr(): usize {
   if (readyCap == 0) growReady();
   return SHARED;
@@ -47,7 +60,7 @@ export function readyCapacity(): i32 {
 /** Called when a wait filled the ready area: the next one gets twice the room. */
 export function growReady(): void {
   const next = grownCapacity(readyCap, readyCap + 1, 64);
-  ready = regrow(ready, 0, <usize>next * RECORD);
+  ready = regrow(ready, 0, <usize>next * RECORD, false); // written by the backend before read
   readyCap = next;
   publish();
 }
@@ -57,7 +70,7 @@ export function dispatchPtr(): usize { return list; }
 function append(slot: i32, which: i32): void {
   if (listLen == listCap) {
     const next = grownCapacity(listCap, listLen + 1, 64);
-    list = regrow(list, <usize>listLen * ENTRY, <usize>next * ENTRY);
+    list = regrow(list, <usize>listLen * ENTRY, <usize>next * ENTRY, false);
     listCap = next;
     publish();
   }
@@ -90,8 +103,10 @@ export function collect(now: f64, count: i32): i32 {
   for (let slot = popDue(now); slot >= 0; slot = popDue(now)) append(slot, EV_TIMEOUT);
   for (let k = firstTimer; k < listLen; k++) {
     const slot = load<i32>(list + <usize>k * ENTRY);
-    if (slotInterest(slot) & EV_PERSIST) reschedulePopped(slot, now);
-    else retireSlot(slot);
+    const record = slotRecord(slot);
+    if (load<i32>(record + STATE) & EV_PERSIST) reschedulePopped(slot, now);
+    else retireRecord(slot, record);
   }
+  publishTimers();
   return listLen;
 }

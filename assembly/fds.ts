@@ -8,14 +8,15 @@
 //   the number reused within one batch) is recognised and dropped: libev's trick.
 // - Watchers of one fd are kept in the order they were added; each receives only its own
 //   interest.
-// - The backend interest is READ/WRITE of any watcher; EDGE only if every watcher asked for it
-//   (a level-triggered watcher must not miss readiness because another wants edges);
-//   EXCLUSIVE if any asked.
+// - The backend interest (UNION) is READ/WRITE of any watcher; EDGE only if every watcher asked
+//   for it (a level-triggered watcher must not miss readiness because another wants edges);
+//   EXCLUSIVE if any asked. watch() updates it from the new watcher alone; unwatch() walks the
+//   remaining watchers (unionOf).
 
 import { regrow, grownCapacity } from './region';
 import { EV_EDGE, EV_EXCLUSIVE, RW, OP_NONE, OP_ADD, OP_MODIFY, OP_REMOVE } from './constants';
 import {
-  allocSlot, retireSlot, KIND_FD, slotInterest, setSlotInterest, slotNext, setSlotNext, setSlotFd, slotFd,
+  allocSlot, allocatedRecord, retireSlot, retireRecord, slotRecord, KIND_FD, slotInterest, slotNext, setSlotNext, NEXT, FD,
 } from './slots';
 
 // fd record layout (bytes)
@@ -68,9 +69,10 @@ export function watch(fd: i32, interest: i32): i32 {
     table = regrow(table, <usize>capacity * STRIDE, <usize>next * STRIDE);
     capacity = next;
   }
-  const slot = allocSlot(KIND_FD);
-  setSlotFd(slot, fd);
-  setSlotInterest(slot, interest);
+  const slot = allocSlot(KIND_FD, interest);
+  const record = allocatedRecord;
+  store<i32>(record + NEXT, 0);
+  store<i32>(record + FD, fd);
   const rec = at(fd);
   const tail = load<i32>(rec + TAIL);
   if (tail == 0) {
@@ -80,8 +82,11 @@ export function watch(fd: i32, interest: i32): i32 {
     setSlotNext(tail - 1, slot + 1);
   }
   store<i32>(rec + TAIL, slot + 1);
+  // unionOf() with one more watcher, without walking the list (or reading slots just written).
   const before = load<i32>(rec + UNION);
-  const after = unionOf(fd);
+  const after = tail == 0
+    ? interest & (RW | EV_EDGE | EV_EXCLUSIVE)
+    : ((before | interest) & (RW | EV_EXCLUSIVE)) | (before & interest & EV_EDGE);
   store<i32>(rec + UNION, after);
   setOp(tail == 0 ? OP_ADD : (after != before ? OP_MODIFY : OP_NONE), fd);
   return slot;
@@ -89,16 +94,22 @@ export function watch(fd: i32, interest: i32): i32 {
 
 /** Ends a pending fd event. The backend change to make is in op*. */
 export function unwatch(slot: i32): void {
-  const fd = slotFd(slot);
+  unwatchRecord(slot, slotRecord(slot));
+}
+
+/** unwatch() of `slot`, whose record is at `record`. */
+// @ts-ignore: decorator
+@inline export function unwatchRecord(slot: i32, record: usize): void {
+  const fd = load<i32>(record + FD);
   const rec = at(fd);
   // Unlink: watcher lists are short (one or two Events per fd), a scan is cheapest.
   let prev = 0;
   let link = load<i32>(rec + HEAD);
   while (link != 0 && link != slot + 1) { prev = link; link = slotNext(link - 1); }
-  const next = slotNext(slot);
+  const next = load<i32>(record + NEXT);
   if (prev == 0) store<i32>(rec + HEAD, next); else setSlotNext(prev - 1, next);
   if (load<i32>(rec + TAIL) == slot + 1) store<i32>(rec + TAIL, prev);
-  retireSlot(slot);
+  retireRecord(slot, record);
   const before = load<i32>(rec + UNION);
   const after = load<i32>(rec + HEAD) == 0 ? 0 : unionOf(fd);
   store<i32>(rec + UNION, after);

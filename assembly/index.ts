@@ -2,11 +2,15 @@
 // boundary is a number; every call that can grow memory may detach the JS side's views.
 
 import { EV_PERSIST, EV_TIMEOUT } from './constants';
-import { allocSlot, isLive, liveSlots, slotKind, KIND_TIMER, KIND_FD, setSlotInterest, retireSlot, recycleRetired } from './slots';
-import { schedule, unschedule, earliestDeadline, scheduledCount } from './timers';
-import { watch, unwatch, opKind, opFd, opInterest, opGen } from './fds';
+import {
+  allocSlot, slotExists, slotRecord, slotHeapPos, liveSlots, STATE, KIND_TIMER, KIND_FD, KIND_FREE, setSlotFrequency, retireRecord,
+  recycleRetired,
+} from './slots';
+import { schedule, unscheduleAt, earliestDeadline, scheduledCount } from './timers';
+import { unwatchRecord, opKind, opFd, opInterest, opGen } from './fds';
 
 export { watch, unwatch } from './fds';
+export { setNextSequence } from './timers'; // testing only (test/core.test.ts): the sequence wrap
 export { collect, readyPtr, readyCapacity, growReady, dispatchPtr, sharedPtr } from './dispatch';
 
 export function lastOpKind(): i32 { return opKind; }
@@ -16,8 +20,8 @@ export function lastOpGen(): u32 { return opGen; }
 
 /** A new pending timer firing at now + frequency; PERSIST re-arms it after each firing. */
 export function timerAdd(now: f64, frequency: f64, flags: i32): i32 {
-  const slot = allocSlot(KIND_TIMER);
-  setSlotInterest(slot, flags & (EV_PERSIST | EV_TIMEOUT));
+  const slot = allocSlot(KIND_TIMER, flags & (EV_PERSIST | EV_TIMEOUT));
+  if (flags & EV_PERSIST) setSlotFrequency(slot, frequency); // read only to re-arm
   schedule(slot, now, frequency);
   return slot;
 }
@@ -28,8 +32,12 @@ export function timerAdd(now: f64, frequency: f64, flags: i32): i32 {
  * collect() whose callback has not run yet): the caller then adds it as a new timer.
  */
 export function timerReschedule(slot: i32, now: f64, frequency: f64): i32 {
-  if (!isLive(slot) || slotKind(slot) != KIND_TIMER) return 0;
-  unschedule(slot);
+  if (!slotExists(slot)) return 0;
+  const record = slotRecord(slot);
+  const state = load<i32>(record + STATE);
+  if (state >> 8 != KIND_TIMER) return 0;
+  if (state & EV_PERSIST) setSlotFrequency(slot, frequency);
+  unscheduleAt(slotHeapPos(slot));
   schedule(slot, now, frequency);
   return 1;
 }
@@ -45,12 +53,15 @@ export function timerReschedule(slot: i32, now: f64, frequency: f64): i32 {
  * grow the slot table by one slot per cycle until the loop turns.
  */
 export function release(slot: i32, walked: i32): i32 {
-  if (!isLive(slot)) return 0;
-  if (slotKind(slot) == KIND_FD) {
-    unwatch(slot);
+  if (!slotExists(slot)) return 0;
+  const record = slotRecord(slot);
+  const kind = load<i32>(record + STATE) >> 8;
+  if (kind == KIND_FREE) return 0;
+  if (kind == KIND_FD) {
+    unwatchRecord(slot, record);
   } else {
-    unschedule(slot);
-    retireSlot(slot);
+    unscheduleAt(slotHeapPos(slot));
+    retireRecord(slot, record);
   }
   if (walked) recycleRetired();
   return 1;

@@ -1,13 +1,23 @@
-// A growable block of linear memory: the core's only allocation primitive.
+// The core's allocation primitives over the stub runtime's bump allocator (heap.alloc /
+// heap.realloc; nothing is ever freed).
 //
-// Growing may move the block and may call memory.grow, which detaches every ArrayBuffer the
+// Growing may move a block and may call memory.grow, which detaches every ArrayBuffer the
 // JS side holds: the JS side re-fetches memory.buffer after every call that can grow.
 
-/** Returns a block of at least `bytes`, holding the first `usedBytes` of `ptr` and zeros after. */
-export function regrow(ptr: usize, usedBytes: usize, bytes: usize): usize {
+/**
+ * Returns a block of at least `bytes` holding the first `usedBytes` of `ptr`; with `zero`, the
+ * bytes after them are zeros (the fd table relies on it), otherwise they are unspecified.
+ */
+export function regrow(ptr: usize, usedBytes: usize, bytes: usize, zero: bool = true): usize {
   const next = ptr == 0 ? heap.alloc(bytes) : heap.realloc(ptr, bytes);
-  memory.fill(next + usedBytes, 0, bytes - usedBytes);
+  if (zero) memory.fill(next + usedBytes, 0, bytes - usedBytes);
   return next;
+}
+
+/** A new block of `bytes` at an `align`-byte boundary (a power of two >= 16); not zeroed. */
+export function allocAligned(bytes: usize, align: usize): usize {
+  const p = heap.alloc(bytes + align - 16);
+  return (p + align - 1) & ~(align - 1);
 }
 
 /** The smallest power-of-two multiple of `current` (at least `minimum`) that holds `needed`. */

@@ -4,108 +4,198 @@
 // - A slot is FREE, FD (watching a file descriptor) or TIMER.
 // - A slot released while JS may still be walking a dispatch list that names it (a callback
 //   deleting another event) must not be handed out again before that walk ends, or a later
-//   entry would reach the wrong Event: released slots wait on a "retired" list, and only
-//   collect() — the start of the next batch — moves them to the free list.
-// - Links (free list, retired list, an fd's watcher list) store slot + 1, so 0 means "none"
-//   and freshly zeroed memory is a valid empty state.
+//   entry would reach the wrong Event: released slots wait on a "retired" stack, and only
+//   collect() — the start of the next batch — moves them to the free stack.
+// - Free and retired slots are kept in two stacks of slot numbers (so taking a free slot reads
+//   no slot record): allocSlot takes the top of the free stack; collect() moves the retired
+//   stack onto it so that the earliest retired is handed out first.
+// - Links (an fd's watcher list) store slot + 1, so 0 means "none".
+// - The live slot count is kept in the shared words (dispatch.ts), where JS reads it.
+//
+// Storage: per slot a 16-byte record — STATE (kind << 8 | interest), and NEXT and FD for an
+// fd event: what an fd operation touches is in one cache line — and, in arrays of their own,
+// HEAP_POS (i32, timers: a heap sift writes the positions of the entries it moves, 16 to a
+// cache line; a timer's deadline and sequence live in its heap entry, timers.ts) and FREQUENCY
+// (f64, PERSIST timers only): 28 bytes a slot. Slots are in chunks of C slots found through a
+// directory of chunk addresses; a chunk holds C records, then the C positions, then the C
+// frequencies. The free and retired stacks are two plain i32 arrays, each as long as the slot
+// capacity (a stack holds at most the slots that exist): they grow with it, by doubling,
+// copied — the free stack is empty then, or allocSlot would not be growing. The first chunk
+// starts at FIRST slots and doubles, copied, until it holds CHUNK; only then are chunks added,
+// each of CHUNK slots, and nothing is copied any more — so all chunks have the same C at any
+// time, and the arrays' offsets in a chunk are globals that change only while the first chunk
+// grows. No page of a chunk is touched before a field on it is written (memory.grow's pages
+// are zero and cost nothing until first written). A chunk's memory is not assumed zero (the
+// stub runtime's heap.free of the last block rewinds its bump pointer, so reused memory can be
+// dirty): every field is written before it is read — STATE by allocSlot, NEXT and FD by
+// watch(), HEAP_POS by schedule(), FREQUENCY by timerAdd()/timerReschedule() for PERSIST
+// timers (the only ones that read it).
 
-import { regrow, grownCapacity } from './region';
+import { regrow, grownCapacity, allocAligned } from './region';
+import { SHARED, SHARED_LIVE } from './dispatch';
 
 export const KIND_FREE: i32 = 0;
 export const KIND_FD: i32 = 1;
 export const KIND_TIMER: i32 = 2;
 
-// Slot record layout (bytes).
-const KIND = 0;
-const FD = 4;
-const INTEREST = 8; // fd: READ|WRITE|EDGE|EXCLUSIVE; timer: PERSIST or 0
-const NEXT = 12; // slot + 1: next watcher of the same fd, or next in the free/retired list
-const HEAP_POS = 16; // timer: index in the heap
-const DEADLINE = 24; // timer: ms on the JS side's monotonic clock
-const FREQUENCY = 32; // timer: ms
-const SEQUENCE = 40; // timer: insertion order, so equal deadlines keep FIFO order
-const STRIDE: usize = 48;
+// The record (bytes): see slotRecord().
+export const STATE: usize = 0; // i32 kind << 8 | interest (fd: READ|WRITE|EDGE|EXCLUSIVE; timer: PERSIST|TIMEOUT)
+export const NEXT: usize = 4; // i32 fd: slot + 1 of the next watcher of the same fd
+export const FD: usize = 8; // i32 fd: the file descriptor
+// 12: unused
 
-let table: usize = 0;
-let capacity: i32 = 0;
+const CHUNK_SHIFT: i32 = 12; // 4096 slots, 112 KB
+const CHUNK: i32 = 1 << CHUNK_SHIFT;
+const CHUNK_MASK: i32 = CHUNK - 1;
+const FIRST: i32 = 64; // the first chunk's first capacity
+const SLOT_BYTES: usize = 28; // 16 record + 4 HEAP_POS + 8 FREQUENCY
+
+let directory: usize = 0; // usize chunk addresses
+let directoryCap: i32 = 0;
+let chunks: i32 = 0;
+let capacity: i32 = 0; // slots in all chunks
 let used: i32 = 0; // slots ever handed out: [0, used) have been initialised
-let freeHead: i32 = 0; // slot + 1
-let retiredHead: i32 = 0; // slot + 1
+let freeStack: usize = 0; // i32 slots
+let freeTop: i32 = 0;
+let retiredStack: usize = 0; // i32 slots, in the order retired
+let retiredTop: i32 = 0;
+let stackCap: i32 = 0; // of each stack
 let liveCount: i32 = 0;
+// The arrays' offsets in a chunk of C slots (C = capacity while the first chunk grows, then
+// CHUNK); the records are at 0.
+let HEAP_POS: usize = 0; // 16 C
+let FREQUENCY: usize = 0; // 20 C
 
 // @ts-ignore: decorator
-@inline function at(slot: i32): usize { return table + <usize>slot * STRIDE; }
+@inline function chunkOf(i: i32): usize {
+  return load<usize>(directory + (<usize>(i >>> CHUNK_SHIFT) << alignof<usize>()));
+}
+// @ts-ignore: decorator
+@inline function heapPosAt(slot: i32): usize {
+  return chunkOf(slot) + HEAP_POS + (<usize>(slot & CHUNK_MASK) << 2);
+}
+// @ts-ignore: decorator
+@inline function frequencyAt(slot: i32): usize {
+  return chunkOf(slot) + FREQUENCY + (<usize>(slot & CHUNK_MASK) << 3);
+}
 
-export function allocSlot(kind: i32): i32 {
+/**
+ * The address of `slot`'s record (fields at STATE, NEXT, FD). Valid until the next
+ * allocSlot; an operation on one slot computes it once.
+ */
+// @ts-ignore: decorator
+@inline export function slotRecord(slot: i32): usize {
+  return chunkOf(slot) + (<usize>(slot & CHUNK_MASK) << 4);
+}
+
+function setOffsets(c: usize): void {
+  HEAP_POS = c << 4;
+  FREQUENCY = HEAP_POS + (c << 2);
+}
+
+function grow(): void {
+  growSlots();
+  if (stackCap < capacity) {
+    const next = grownCapacity(stackCap, capacity, 64);
+    freeStack = regrow(freeStack, 0, <usize>next << 2, false); // empty: see allocSlot
+    retiredStack = regrow(retiredStack, <usize>retiredTop << 2, <usize>next << 2, false);
+    stackCap = next;
+  }
+}
+
+function growSlots(): void {
+  if (chunks > 0 && capacity < CHUNK) {
+    // The first chunk, not yet full-size: twice the slots, each array copied to its new place.
+    const c = <usize>capacity;
+    const first = load<usize>(directory);
+    const bigger = allocAligned((c << 1) * SLOT_BYTES, 64);
+    const heapPos = HEAP_POS, frequency = FREQUENCY;
+    setOffsets(c << 1);
+    memory.copy(bigger, first, c << 4);
+    memory.copy(bigger + HEAP_POS, first + heapPos, c << 2);
+    memory.copy(bigger + FREQUENCY, first + frequency, c << 3);
+    store<usize>(directory, bigger);
+    capacity <<= 1;
+    return;
+  }
+  if (chunks == directoryCap) {
+    const next = grownCapacity(directoryCap, chunks + 1, 16);
+    directory = regrow(directory, <usize>chunks << alignof<usize>(), <usize>next << alignof<usize>(), false);
+    directoryCap = next;
+  }
+  const slots = chunks == 0 ? FIRST : CHUNK;
+  if (chunks == 0) setOffsets(<usize>FIRST);
+  store<usize>(directory + (<usize>chunks << alignof<usize>()), allocAligned(<usize>slots * SLOT_BYTES, 64));
+  chunks++;
+  capacity += slots;
+}
+
+/** slotRecord() of the slot allocSlot returned last. */
+export let allocatedRecord: usize = 0;
+
+/** A new live slot of `kind`; returns it. Only STATE is written (see the storage note). */
+// @ts-ignore: decorator
+@inline export function allocSlot(kind: i32, interest: i32): i32 {
   let slot: i32;
-  if (freeHead != 0) {
-    slot = freeHead - 1;
-    freeHead = load<i32>(at(slot) + NEXT);
+  if (freeTop != 0) {
+    freeTop--;
+    slot = load<i32>(freeStack + (<usize>freeTop << 2));
   } else {
-    if (used == capacity) {
-      const next = grownCapacity(capacity, used + 1, 64);
-      table = regrow(table, <usize>capacity * STRIDE, <usize>next * STRIDE);
-      capacity = next;
-    }
+    if (used == capacity) grow();
     slot = used++;
   }
-  memory.fill(at(slot), 0, STRIDE);
-  store<i32>(at(slot) + KIND, kind);
-  liveCount++;
+  const record = slotRecord(slot);
+  store<i32>(record + STATE, kind << 8 | interest);
+  store<i32>(SHARED, ++liveCount, SHARED_LIVE);
+  allocatedRecord = record;
   return slot;
+}
+
+/** Releases a live slot (its record at `record`); it becomes reusable at the next collect(). */
+// @ts-ignore: decorator
+@inline export function retireRecord(slot: i32, record: usize): void {
+  store<i32>(record + STATE, KIND_FREE);
+  store<i32>(retiredStack + (<usize>retiredTop << 2), slot);
+  retiredTop++;
+  store<i32>(SHARED, --liveCount, SHARED_LIVE);
 }
 
 /** Releases a live slot; it becomes reusable at the next collect(). */
 export function retireSlot(slot: i32): void {
-  store<i32>(at(slot) + KIND, KIND_FREE);
-  store<i32>(at(slot) + NEXT, retiredHead);
-  retiredHead = slot + 1;
-  liveCount--;
+  retireRecord(slot, slotRecord(slot));
 }
 
 /** Called at the start of a batch: the previous dispatch list is no longer being walked. */
 export function recycleRetired(): void {
-  while (retiredHead != 0) {
-    const slot = retiredHead - 1;
-    retiredHead = load<i32>(at(slot) + NEXT);
-    store<i32>(at(slot) + NEXT, freeHead);
-    freeHead = slot + 1;
+  // The last retired goes deepest, the first retired on top.
+  let top = freeTop;
+  for (let k = retiredTop - 1; k >= 0; k--) {
+    store<i32>(freeStack + (<usize>top << 2), load<i32>(retiredStack + (<usize>k << 2)));
+    top++;
   }
+  freeTop = top;
+  retiredTop = 0;
 }
 
-export function isLive(slot: i32): bool {
-  return slot >= 0 && slot < used && load<i32>(at(slot) + KIND) != KIND_FREE;
+/** Whether `slot` (any number) has been handed out, so that slotRecord(slot) is valid. */
+// @ts-ignore: decorator
+@inline export function slotExists(slot: i32): bool {
+  return <u32>slot < <u32>used;
 }
 
 export function liveSlots(): i32 { return liveCount; }
 
 // @ts-ignore: decorator
-@inline export function slotKind(slot: i32): i32 { return load<i32>(at(slot) + KIND); }
+@inline export function slotInterest(slot: i32): i32 { return load<i32>(slotRecord(slot) + STATE) & 0xff; }
 // @ts-ignore: decorator
-@inline export function slotFd(slot: i32): i32 { return load<i32>(at(slot) + FD); }
+@inline export function slotNext(slot: i32): i32 { return load<i32>(slotRecord(slot) + NEXT); }
 // @ts-ignore: decorator
-@inline export function setSlotFd(slot: i32, fd: i32): void { store<i32>(at(slot) + FD, fd); }
+@inline export function setSlotNext(slot: i32, v: i32): void { store<i32>(slotRecord(slot) + NEXT, v); }
 // @ts-ignore: decorator
-@inline export function slotInterest(slot: i32): i32 { return load<i32>(at(slot) + INTEREST); }
+@inline export function slotHeapPos(slot: i32): i32 { return load<i32>(heapPosAt(slot)); }
 // @ts-ignore: decorator
-@inline export function setSlotInterest(slot: i32, v: i32): void { store<i32>(at(slot) + INTEREST, v); }
+@inline export function setSlotHeapPos(slot: i32, v: i32): void { store<i32>(heapPosAt(slot), v); }
 // @ts-ignore: decorator
-@inline export function slotNext(slot: i32): i32 { return load<i32>(at(slot) + NEXT); }
+@inline export function slotFrequency(slot: i32): f64 { return load<f64>(frequencyAt(slot)); }
 // @ts-ignore: decorator
-@inline export function setSlotNext(slot: i32, v: i32): void { store<i32>(at(slot) + NEXT, v); }
-// @ts-ignore: decorator
-@inline export function slotHeapPos(slot: i32): i32 { return load<i32>(at(slot) + HEAP_POS); }
-// @ts-ignore: decorator
-@inline export function setSlotHeapPos(slot: i32, v: i32): void { store<i32>(at(slot) + HEAP_POS, v); }
-// @ts-ignore: decorator
-@inline export function slotDeadline(slot: i32): f64 { return load<f64>(at(slot) + DEADLINE); }
-// @ts-ignore: decorator
-@inline export function setSlotDeadline(slot: i32, v: f64): void { store<f64>(at(slot) + DEADLINE, v); }
-// @ts-ignore: decorator
-@inline export function slotFrequency(slot: i32): f64 { return load<f64>(at(slot) + FREQUENCY); }
-// @ts-ignore: decorator
-@inline export function setSlotFrequency(slot: i32, v: f64): void { store<f64>(at(slot) + FREQUENCY, v); }
-// @ts-ignore: decorator
-@inline export function slotSequence(slot: i32): f64 { return load<f64>(at(slot) + SEQUENCE); }
-// @ts-ignore: decorator
-@inline export function setSlotSequence(slot: i32, v: f64): void { store<f64>(at(slot) + SEQUENCE, v); }
+@inline export function setSlotFrequency(slot: i32, v: f64): void { store<f64>(frequencyAt(slot), v); }

@@ -1,14 +1,18 @@
 // The WebAssembly core on its own (src/core.ts instantiateCore(): no backend, no Events), against
 // the same algorithm over plain JS typed arrays (bench/js-core.ts). Per operation, ns:
 //   add       timerAdd of M timers with random durations 1..60000 ms
-//   next      nextTimeout() with M timers queued
+//   next      the ms until the earliest of M queued timers (nextTimeout()'s answer): the wasm side
+//             reads the earliest deadline from the core's shared words, as src/loop.ts does,
+//             and does nextTimeout()'s arithmetic in JS; the yardstick calls its nextTimeout()
 //   cancel    release() of those M timers, in random order
 //   pop       collect() of M due timers in one call (per timer: heap pop + dispatch entry)
 //   watch     watch() of W fds (one Event each)
 //   collect   collect() of W ready records, each fanned out to its fd's Event (per record)
 //   unwatch   release() of those W fd Events
 // Each side runs in its own process (so every call site stays monomorphic); the sides
-// alternate round by round; each process does one untimed pass first (JIT, memory grown).
+// alternate round by round; each process does WARMUP untimed passes first (memory grown, and
+// the driver's own JIT settled: its first passes deoptimise and re-optimise as each phase is
+// reached, and unoptimised JS calls into WebAssembly through a slower generic path).
 //
 // npm run bench -- core [--timers 100000] [--fds 10000] [--rounds 3] [--quick]
 import { parseArgs } from 'node:util';
@@ -37,6 +41,7 @@ type Pass = Record<Op, number>;
 
 const READ = 2;
 const COLLECT_REPEATS = 20;
+const WARMUP = 3;
 
 function inputs(m: number) {
   const freq = new Float64Array(m);
@@ -62,6 +67,14 @@ function inputs(m: number) {
 const now = () => process.hrtime.bigint();
 const nsPer = (t0: bigint, count: number) => Number(now() - t0) / count;
 
+/** nextTimeout()'s arithmetic on the earliest deadline read from the shared words (byte 16). */
+function timeoutFrom(earliest: number, at: number): number {
+  const d = earliest - at;
+  if (d === Infinity) return -1;
+  if (d <= 0) return 0;
+  return d >= 2147483647 ? 2147483647 : Math.ceil(d);
+}
+
 /** One pass over the WebAssembly core. Written out twice (here and below) on purpose: one call site per side. */
 function wasmPass(core: CoreExports, m: number, w: number): Pass {
   const { freq, order } = inputs(m);
@@ -71,9 +84,12 @@ function wasmPass(core: CoreExports, m: number, w: number): Pass {
   for (let i = 0; i < m; i++) slots[i] = core.timerAdd(0, freq[i], 0);
   r.add = nsPer(t, m);
   let sink = 0;
+  const sharedAt = core.sharedPtr(); // first: it may grow the memory
+  const shared = new Float64Array(core.memory.buffer, sharedAt, 3);
   t = now();
-  for (let i = 0; i < m; i++) sink += core.nextTimeout(i & 1023);
+  for (let i = 0; i < m; i++) sink += timeoutFrom(shared[2], i & 1023);
   r.next = nsPer(t, m);
+  if (timeoutFrom(shared[2], 5) !== core.nextTimeout(5)) throw new Error('next: the shared words disagree with nextTimeout()');
   t = now();
   for (let i = 0; i < m; i++) core.release(slots[order[i]]);
   r.cancel = nsPer(t, m);
@@ -161,11 +177,11 @@ function child(side: string): Pass[] {
   const out: Pass[] = [];
   if (side === 'wasm') {
     const core = instantiateCore();
-    wasmPass(core, m, w); // untimed: JIT, and the linear memory grown to size
+    for (let p = 0; p < WARMUP; p++) wasmPass(core, m, w); // untimed: JIT, and the linear memory grown to size
     for (let p = 0; p < passes; p++) out.push(wasmPass(core, m, w));
   } else {
     const core = new JsCore();
-    jsPass(core, m, w);
+    for (let p = 0; p < WARMUP; p++) jsPass(core, m, w);
     for (let p = 0; p < passes; p++) out.push(jsPass(core, m, w));
   }
   return out;

@@ -1,11 +1,19 @@
 // The yardstick for the core workload: assembly/'s algorithm — slot table with free and
-// retired lists, per-fd watcher lists with generations, a binary heap of timer slots with
-// positions ordered by (deadline, sequence), and collect() building the dispatch list — over
-// plain JS typed arrays, kept in bench/ only. If the WebAssembly core is not at least as fast
-// as this on an operation, the crossing or the layout is costing more than WebAssembly saves.
+// retired stacks, per-fd watcher lists with generations, a 4-ary heap of timers whose 16-byte
+// entries carry their keys (deadline f64, sequence u32, slot i32) with positions in the slots,
+// sentinel-padded groups of four children and Floyd's pop (touching the next level's groups
+// ahead), watch() updating the fd's interest union from the new watcher alone, and collect()
+// building the dispatch list — over plain JS typed arrays, kept in bench/ only. If the
+// WebAssembly core is not at least as fast as this on an operation, the crossing or the layout
+// is costing more than WebAssembly saves.
 //
-// Layout: one typed array per field (struct of arrays) where the core keeps 48-byte records;
-// everything else — order, links stored as slot + 1, doubling growth — is the same.
+// Layout: heap entries as the core's, 16 bytes each in one ArrayBuffer (read through
+// Float64Array/Uint32Array/Int32Array views); slot fields in JS's natural way, typed arrays —
+// state (kind << 8 | interest), link (next, fd pairs), heap position, frequency — where the
+// core keeps a 16-byte record (state, next, fd) per slot beside dense arrays of heap positions
+// and frequencies; each field written only where the core writes it. Growth doubles and
+// copies where the core adds chunks: the workload grows both sides in an untimed pass first,
+// so growth is not timed.
 
 const KIND_FREE = 0;
 const KIND_FD = 1;
@@ -16,6 +24,9 @@ const EV_ERROR = 32;
 const RW = 2 | 16;
 const REV_INVALID = 32;
 const REV_HUP = 64;
+/** Heap position of the root; the children of p are 4p - 8 .. 4p - 5, its parent (p >> 2) + 2. */
+const ROOT = 3;
+const SEQ_SENTINEL = 0xffffffff;
 
 function grow<T extends Int32Array | Float64Array>(a: T, needed: number): T {
   let c = Math.max(a.length, 64);
@@ -28,17 +39,15 @@ function grow<T extends Int32Array | Float64Array>(a: T, needed: number): T {
 
 export class JsCore {
   // slots
-  kind = new Int32Array(64);
-  fd = new Int32Array(64);
-  interest = new Int32Array(64);
-  next = new Int32Array(64);
+  state = new Int32Array(64); // kind << 8 | interest
+  link = new Int32Array(2 * 64); // fd events: next watcher (slot + 1) at 2 slot, fd at 2 slot + 1
   heapPos = new Int32Array(64);
-  deadline = new Float64Array(64);
   frequency = new Float64Array(64);
-  sequence = new Float64Array(64);
   used = 0;
-  freeHead = 0;
-  retiredHead = 0;
+  free = new Int32Array(64);
+  freeTop = 0;
+  retired = new Int32Array(64);
+  retiredTop = 0;
   live = 0;
   // fds
   fdHead = new Int32Array(64);
@@ -47,153 +56,205 @@ export class JsCore {
   fdGen = new Int32Array(64);
   fdCap = 0;
   opKind = 0;
-  // heap
-  heap = new Int32Array(64);
+  // heap: entry at position p = deadline hd[2p], sequence hs[4p + 2], slot hslot[4p + 3]
+  hd = new Float64Array(2 * 64);
+  hs = new Uint32Array(this.hd.buffer);
+  hslot = new Int32Array(this.hd.buffer);
   size = 0;
   nextSequence = 0;
+  /** The sum of what #popDue reads ahead (keeps the reads). */
+  touched = 0;
   // batch
   /** Ready records: fd, generation, revents — as the backend writes them into the core's memory. */
   ready = new Int32Array(3 * 64);
   list = new Int32Array(2 * 64);
   listLen = 0;
 
-  #allocSlot(kind: number): number {
+  #allocSlot(kind: number, interest: number): number {
     let slot: number;
-    if (this.freeHead !== 0) {
-      slot = this.freeHead - 1;
-      this.freeHead = this.next[slot];
+    if (this.freeTop !== 0) {
+      slot = this.free[--this.freeTop];
     } else {
       slot = this.used++;
-      if (slot >= this.kind.length) {
+      if (slot >= this.state.length) {
         const n = slot + 1;
-        this.kind = grow(this.kind, n);
-        this.fd = grow(this.fd, n);
-        this.interest = grow(this.interest, n);
-        this.next = grow(this.next, n);
+        this.state = grow(this.state, n);
+        this.link = grow(this.link, 2 * n);
         this.heapPos = grow(this.heapPos, n);
-        this.deadline = grow(this.deadline, n);
         this.frequency = grow(this.frequency, n);
-        this.sequence = grow(this.sequence, n);
+        this.free = grow(this.free, n);
+        this.retired = grow(this.retired, n);
       }
     }
-    this.kind[slot] = kind;
-    this.fd[slot] = 0;
-    this.interest[slot] = 0;
-    this.next[slot] = 0;
-    this.heapPos[slot] = 0;
-    this.deadline[slot] = 0;
-    this.frequency[slot] = 0;
-    this.sequence[slot] = 0;
+    this.state[slot] = (kind << 8) | interest;
     this.live++;
     return slot;
   }
 
   #retire(slot: number): void {
-    this.kind[slot] = KIND_FREE;
-    this.next[slot] = this.retiredHead;
-    this.retiredHead = slot + 1;
+    this.state[slot] = KIND_FREE;
+    this.retired[this.retiredTop++] = slot;
     this.live--;
   }
 
   #recycleRetired(): void {
-    while (this.retiredHead !== 0) {
-      const slot = this.retiredHead - 1;
-      this.retiredHead = this.next[slot];
-      this.next[slot] = this.freeHead;
-      this.freeHead = slot + 1;
-    }
+    const free = this.free, retired = this.retired;
+    let top = this.freeTop;
+    for (let k = this.retiredTop - 1; k >= 0; k--) free[top++] = retired[k];
+    this.freeTop = top;
+    this.retiredTop = 0;
   }
 
   #isLive(slot: number): boolean {
-    return slot >= 0 && slot < this.used && this.kind[slot] !== KIND_FREE;
+    return slot >= 0 && slot < this.used && this.state[slot] >> 8 !== KIND_FREE;
   }
 
   // ---- timers -------------------------------------------------------------------------------
 
-  #earlier(a: number, b: number): boolean {
-    const da = this.deadline[a], db = this.deadline[b];
-    return da < db || (da === db && this.sequence[a] < this.sequence[b]);
+  /** Offset 0..3 of the earliest entry of the group of four at position g. */
+  #minOfGroup(g: number): number {
+    const hd = this.hd, hs = this.hs;
+    const d0 = hd[2 * g], d1 = hd[2 * g + 2], d2 = hd[2 * g + 4], d3 = hd[2 * g + 6];
+    const s0 = hs[4 * g + 2], s1 = hs[4 * g + 6], s2 = hs[4 * g + 10], s3 = hs[4 * g + 14];
+    const a = d1 < d0 || (d1 === d0 && s1 < s0) ? 1 : 0;
+    const da = a ? d1 : d0, sa = a ? s1 : s0;
+    const b = d3 < d2 || (d3 === d2 && s3 < s2) ? 3 : 2;
+    const db = b === 3 ? d3 : d2, sb = b === 3 ? s3 : s2;
+    return db < da || (db === da && sb < sa) ? b : a;
   }
 
-  #put(i: number, slot: number): void {
-    this.heap[i] = slot;
-    this.heapPos[slot] = i;
+  /** Moves the entry at position `from` to position `to` and tells its slot. */
+  #move(from: number, to: number): void {
+    const hd = this.hd, hs = this.hs, hslot = this.hslot;
+    hd[2 * to] = hd[2 * from];
+    hs[4 * to + 2] = hs[4 * from + 2];
+    const slot = hslot[4 * from + 3];
+    hslot[4 * to + 3] = slot;
+    this.heapPos[slot] = to;
   }
 
-  #siftUp(i: number): void {
-    const heap = this.heap;
-    const slot = heap[i];
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      const p = heap[parent];
-      if (!this.#earlier(slot, p)) break;
-      this.#put(i, p);
-      i = parent;
+  #write(p: number, d: number, s: number, slot: number): void {
+    this.hd[2 * p] = d;
+    this.hs[4 * p + 2] = s;
+    this.hslot[4 * p + 3] = slot;
+    this.heapPos[slot] = p;
+  }
+
+  #sentinel(p: number): void {
+    this.hd[2 * p] = Infinity;
+    this.hs[4 * p + 2] = SEQ_SENTINEL;
+  }
+
+  #siftUp(p: number, d: number, s: number, slot: number): void {
+    const hd = this.hd, hs = this.hs;
+    while (p > ROOT) {
+      const q = (p >> 2) + 2;
+      const dq = hd[2 * q];
+      if (!(d < dq || (d === dq && s < hs[4 * q + 2]))) break;
+      this.#move(q, p);
+      p = q;
     }
-    this.#put(i, slot);
+    this.#write(p, d, s, slot);
   }
 
-  #siftDown(i: number): void {
-    const heap = this.heap;
-    const size = this.size;
-    const slot = heap[i];
+  #siftDown(p: number, d: number, s: number, slot: number): void {
+    const hd = this.hd, hs = this.hs;
+    const last = this.size + 2;
     for (;;) {
-      let child = (i << 1) + 1;
-      if (child >= size) break;
-      let c = heap[child];
-      if (child + 1 < size) {
-        const r = heap[child + 1];
-        if (this.#earlier(r, c)) {
-          child++;
-          c = r;
-        }
-      }
-      if (!this.#earlier(c, slot)) break;
-      this.#put(i, c);
-      i = child;
+      const g = (p << 2) - 8;
+      if (g > last) break;
+      const c = g + this.#minOfGroup(g);
+      const dc = hd[2 * c];
+      if (!(dc < d || (dc === d && hs[4 * c + 2] < s))) break;
+      this.#move(c, p);
+      p = c;
     }
-    this.#put(i, slot);
+    this.#write(p, d, s, slot);
+  }
+
+  /** Before the sequence would wrap: sort the entries (a sorted array is a heap), number them 0.. */
+  #renumber(): void {
+    const n = this.size;
+    const order = Array.from({ length: n }, (_, k) => ROOT + k);
+    order.sort((a, b) => this.hd[2 * a] - this.hd[2 * b] || this.hs[4 * a + 2] - this.hs[4 * b + 2]);
+    const d = order.map((p) => this.hd[2 * p]);
+    const slots = order.map((p) => this.hslot[4 * p + 3]);
+    for (let k = 0; k < n; k++) this.#write(ROOT + k, d[k], k, slots[k]);
+    this.nextSequence = n;
   }
 
   #schedule(slot: number, now: number, frequency: number): void {
-    if (this.size === this.heap.length) this.heap = grow(this.heap, this.size + 1);
-    this.frequency[slot] = frequency;
-    this.deadline[slot] = now + frequency;
-    this.sequence[slot] = this.nextSequence++;
-    this.#put(this.size++, slot);
-    this.#siftUp(this.size - 1);
+    const p = this.size + ROOT;
+    if (2 * (p + 4) > this.hd.length) {
+      this.hd = grow(this.hd, 2 * (p + 4));
+      this.hs = new Uint32Array(this.hd.buffer);
+      this.hslot = new Int32Array(this.hd.buffer);
+    }
+    if (this.nextSequence === SEQ_SENTINEL) this.#renumber();
+    if ((p & 3) === 0) {
+      this.#sentinel(p + 1);
+      this.#sentinel(p + 2);
+      this.#sentinel(p + 3);
+    }
+    this.size++;
+    this.#siftUp(p, now + frequency, this.nextSequence++, slot);
   }
 
   #unschedule(slot: number): void {
-    const i = this.heapPos[slot];
-    const last = this.heap[--this.size];
-    if (i === this.size) return;
-    this.#put(i, last);
-    if (i > 0 && this.#earlier(last, this.heap[(i - 1) >> 1])) this.#siftUp(i);
-    else this.#siftDown(i);
+    const p = this.heapPos[slot];
+    const last = this.size + 2;
+    this.size--;
+    const d = this.hd[2 * last], s = this.hs[4 * last + 2], moved = this.hslot[4 * last + 3];
+    this.#sentinel(last);
+    if (p === last) return;
+    if (p > ROOT) {
+      const q = (p >> 2) + 2;
+      const dq = this.hd[2 * q];
+      if (d < dq || (d === dq && s < this.hs[4 * q + 2])) {
+        this.#siftUp(p, d, s, moved);
+        return;
+      }
+    }
+    this.#siftDown(p, d, s, moved);
   }
 
   #popDue(now: number): number {
     if (this.size === 0) return -1;
-    const root = this.heap[0];
-    if (this.deadline[root] > now) return -1;
-    const last = this.heap[--this.size];
-    if (this.size > 0) {
-      this.#put(0, last);
-      this.#siftDown(0);
+    const hd = this.hd;
+    if (hd[2 * ROOT] > now) return -1;
+    const root = this.hslot[4 * ROOT + 3];
+    const last = this.size + 2;
+    this.size--;
+    if (last !== ROOT) {
+      const d = hd[2 * last], s = this.hs[4 * last + 2], moved = this.hslot[4 * last + 3];
+      this.#sentinel(last);
+      const nlast = last - 1;
+      let p = ROOT;
+      for (;;) {
+        const g = (p << 2) - 8;
+        if (g > nlast) break;
+        const gg = (g << 2) - 8; // the next level's four candidate groups: touched ahead
+        if (gg <= nlast) this.touched += hd[2 * gg] + hd[2 * gg + 8] + hd[2 * gg + 16] + hd[2 * gg + 24];
+        const c = g + this.#minOfGroup(g);
+        this.#move(c, p);
+        p = c;
+      }
+      this.#siftUp(p, d, s, moved);
+    } else {
+      this.#sentinel(last);
     }
     return root;
   }
 
   timerAdd(now: number, frequency: number, flags: number): number {
-    const slot = this.#allocSlot(KIND_TIMER);
-    this.interest[slot] = flags & (EV_PERSIST | EV_TIMEOUT);
+    const slot = this.#allocSlot(KIND_TIMER, flags & (EV_PERSIST | EV_TIMEOUT));
+    if (flags & EV_PERSIST) this.frequency[slot] = frequency;
     this.#schedule(slot, now, frequency);
     return slot;
   }
 
   nextTimeout(now: number): number {
-    const d = (this.size === 0 ? Infinity : this.deadline[this.heap[0]]) - now;
+    const d = (this.size === 0 ? Infinity : this.hd[2 * ROOT]) - now;
     if (d === Infinity) return -1;
     if (d <= 0) return 0;
     return d >= 2147483647 ? 2147483647 : Math.ceil(d);
@@ -201,7 +262,7 @@ export class JsCore {
 
   release(slot: number): number {
     if (!this.#isLive(slot)) return 0;
-    if (this.kind[slot] === KIND_FD) this.#unwatch(slot);
+    if (this.state[slot] >> 8 === KIND_FD) this.#unwatch(slot);
     else {
       this.#unschedule(slot);
       this.#retire(slot);
@@ -213,8 +274,8 @@ export class JsCore {
 
   #unionOf(fd: number): number {
     let rw = 0, allEdge = 8, exclusive = 0;
-    for (let link = this.fdHead[fd]; link !== 0; link = this.next[link - 1]) {
-      const interest = this.interest[link - 1];
+    for (let link = this.fdHead[fd]; link !== 0; link = this.link[2 * (link - 1)]) {
+      const interest = this.state[link - 1] & 0xff;
       rw |= interest & RW;
       allEdge &= interest;
       exclusive |= interest & 128;
@@ -231,35 +292,36 @@ export class JsCore {
       this.fdGen = grow(this.fdGen, n);
       this.fdCap = this.fdHead.length;
     }
-    const slot = this.#allocSlot(KIND_FD);
-    this.fd[slot] = fd;
-    this.interest[slot] = interest;
+    const slot = this.#allocSlot(KIND_FD, interest);
+    this.link[2 * slot] = 0;
+    this.link[2 * slot + 1] = fd;
     const tail = this.fdTail[fd];
     if (tail === 0) {
       this.fdHead[fd] = slot + 1;
       this.fdGen[fd] = (this.fdGen[fd] + 1) | 0;
     } else {
-      this.next[tail - 1] = slot + 1;
+      this.link[2 * (tail - 1)] = slot + 1;
     }
     this.fdTail[fd] = slot + 1;
+    // #unionOf() with one more watcher, without walking the list.
     const before = this.fdUnion[fd];
-    const after = this.#unionOf(fd);
+    const after = tail === 0 ? interest & (RW | 8 | 128) : ((before | interest) & (RW | 128)) | (before & interest & 8);
     this.fdUnion[fd] = after;
     this.opKind = tail === 0 ? 1 : after !== before ? 2 : 0;
     return slot;
   }
 
   #unwatch(slot: number): void {
-    const fd = this.fd[slot];
+    const fd = this.link[2 * slot + 1];
     let prev = 0;
     let link = this.fdHead[fd];
     while (link !== 0 && link !== slot + 1) {
       prev = link;
-      link = this.next[link - 1];
+      link = this.link[2 * (link - 1)];
     }
-    const next = this.next[slot];
+    const next = this.link[2 * slot];
     if (prev === 0) this.fdHead[fd] = next;
-    else this.next[prev - 1] = next;
+    else this.link[2 * (prev - 1)] = next;
     if (this.fdTail[fd] === slot + 1) this.fdTail[fd] = prev;
     this.#retire(slot);
     const before = this.fdUnion[fd];
@@ -271,7 +333,7 @@ export class JsCore {
   #forgetFd(fd: number): void {
     let link = this.fdHead[fd];
     while (link !== 0) {
-      const next = this.next[link - 1];
+      const next = this.link[2 * (link - 1)];
       this.#retire(link - 1);
       link = next;
     }
@@ -310,8 +372,8 @@ export class JsCore {
       let mask = revents & RW;
       if (revents & REV_HUP) mask = RW;
       if (revents & REV_INVALID) mask = RW | EV_ERROR;
-      for (let link = this.fdHead[fd]; link !== 0; link = this.next[link - 1]) {
-        const which = mask & ((this.interest[link - 1] & RW) | EV_ERROR);
+      for (let link = this.fdHead[fd]; link !== 0; link = this.link[2 * (link - 1)]) {
+        const which = mask & ((this.state[link - 1] & RW) | EV_ERROR);
         if (which !== 0) this.#append(link - 1, which);
       }
       if (revents & REV_INVALID) this.#forgetFd(fd);
@@ -320,7 +382,7 @@ export class JsCore {
     for (let slot = this.#popDue(now); slot >= 0; slot = this.#popDue(now)) this.#append(slot, EV_TIMEOUT);
     for (let k = firstTimer; k < this.listLen; k++) {
       const slot = this.list[2 * k];
-      if (this.interest[slot] & EV_PERSIST) this.#schedule(slot, now, this.frequency[slot]);
+      if (this.state[slot] & EV_PERSIST) this.#schedule(slot, now, this.frequency[slot]);
       else this.#retire(slot);
     }
     return this.listLen;

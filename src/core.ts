@@ -19,7 +19,17 @@ export interface CoreExports {
   readyCapacity(): number;
   growReady(): void;
   dispatchPtr(): number;
-  /** Three int32 words the core keeps current: dispatch list address, ready area address, ready capacity. */
+  /**
+   * The address of the shared words, which every call leaves current (24 bytes, 8-aligned, at the
+   * same address for the instance's life; layout in assembly/dispatch.ts):
+   * - byte 0, int32: the dispatch list's address;
+   * - byte 4, int32: the ready area's address;
+   * - byte 8, int32: the ready area's capacity, in records;
+   * - byte 12, int32: the live slot count (what pendingCount() returns);
+   * - byte 16, float64: the earliest timer deadline, +Infinity when no timer is scheduled (what
+   *   nextTimeout(now) measures from: ceil(deadline - now), 0 if due, -1 if +Infinity).
+   * A view of memory.buffer must be made again after any call that can grow the memory.
+   */
   sharedPtr(): number;
   pendingCount(): number;
   timerCount(): number;

@@ -85,12 +85,15 @@ export class EventLoop extends EventEmitter {
   #core: CoreExports;
   #buffer: ArrayBuffer;
   #i32: Int32Array;
+  #f64: Float64Array;
   /** Pending Events by slot: the only strong references the loop keeps. */
   #events: (Event<any> | undefined)[] = [];
   /** The dispatch list being walked; entries past #next survive a throwing callback. */
   #listBase = 0;
   /** Int32 index of the core's shared words (dispatch list, ready area, ready capacity). */
   #shared: number;
+  /** Float64 index of the earliest timer deadline among the shared words. */
+  #earliest: number;
   #next = 0;
   #length = 0;
   #running = false;
@@ -154,9 +157,12 @@ export class EventLoop extends EventEmitter {
     this.#pollsOnHelper = m.name !== 'epoll';
     this.#core = instantiateCore();
     this.#backend = new addon.Backend(m.name, maxFd);
-    this.#shared = this.#core.sharedPtr() >> 2;
+    const shared = this.#core.sharedPtr();
+    this.#shared = shared >> 2;
+    this.#earliest = (shared + 16) >> 3;
     this.#buffer = this.#core.memory.buffer;
     this.#i32 = new Int32Array(this.#buffer);
+    this.#f64 = new Float64Array(this.#buffer);
     debug('loop created: mechanism %s, maxFd %d', this.mechanism, maxFd);
   }
 
@@ -204,7 +210,7 @@ export class EventLoop extends EventEmitter {
     this.#running = true;
     this.#stopRequested = false;
     try {
-      while (!this.#stopRequested && !this.#closed && (this.#core.pendingCount() > 0 || this.#next < this.#length)) {
+      while (!this.#stopRequested && !this.#closed && (this.#liveCount() > 0 || this.#next < this.#length)) {
         this.#iterate(undefined);
       }
     } finally {
@@ -315,15 +321,14 @@ export class EventLoop extends EventEmitter {
    */
   #afterChange(): void {
     if (!this.#started) return;
-    const core = this.#core;
-    const alive = this.#refed && core.pendingCount() > 0;
+    const alive = this.#refed && this.#liveCount() > 0;
     if (alive !== this.#keepingAlive) {
       this.#keepingAlive = alive;
       if (alive) this.#backend.ref();
       else this.#backend.unref();
     }
     const now = this.#now();
-    const timeout = core.nextTimeout(now);
+    const timeout = this.#timeoutFrom(now);
     if (timeout >= 0 && now + timeout < this.#timerAt) {
       if (this.#timer) clearTimeout(this.#timer);
       this.#timerAt = now + timeout;
@@ -415,19 +420,37 @@ export class EventLoop extends EventEmitter {
     if (buffer !== this.#buffer) {
       this.#buffer = buffer;
       this.#i32 = new Int32Array(buffer);
+      this.#f64 = new Float64Array(buffer);
     }
+  }
+
+  /** Live registrations (the core's pendingCount()), read from the shared words. */
+  #liveCount(): number {
+    if (this.#i32.length === 0) this.#refreshViews();
+    return this.#i32[this.#shared + 3];
+  }
+
+  /**
+   * The core's nextTimeout(now), from the earliest deadline in the shared words: whole ms until
+   * the nearest timer, rounded up so a wait never ends before it; 0 if due; -1 if none.
+   */
+  #timeoutFrom(now: number): number {
+    if (this.#i32.length === 0) this.#refreshViews();
+    const d = this.#f64[this.#earliest] - now;
+    if (d === Infinity) return -1;
+    if (d <= 0) return 0;
+    return d >= MAX_TIMEOUT ? MAX_TIMEOUT : Math.ceil(d);
   }
 
   #iterate(timeoutMs: number | undefined): number {
     // Entries left by a callback that threw: finish them before waiting again (libevent's
     // active queue), so no readiness of an edge-triggered fd or due timer is lost.
     if (this.#next < this.#length) return this.#dispatch();
-    const core = this.#core;
-    let timeout = core.nextTimeout(this.#now());
+    let timeout = this.#timeoutFrom(this.#now());
     if (timeoutMs !== undefined) {
       const cap = Math.min(Math.ceil(timeoutMs), MAX_TIMEOUT);
       timeout = timeout < 0 ? cap : Math.min(timeout, cap);
-    } else if (timeout < 0 && core.pendingCount() === 0) {
+    } else if (timeout < 0 && this.#liveCount() === 0) {
       return 0; // nothing registered: waiting forever would never end
     }
     return this.#gather((buffer, offset, capacity) => this.#backend.wait(timeout, buffer, offset, capacity));

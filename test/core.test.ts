@@ -96,4 +96,258 @@ test('released slots are not reused until the next collect', () => {
   assert.is(c, a, 'after collect() it is');
 });
 
+
+type Core = ReturnType<typeof instantiateCore>;
+
+/** The shared words (src/core.ts CoreExports.sharedPtr): live slot count at byte 12, earliest deadline at 16. */
+function shared(core: Core): { live: number; earliest: number } {
+  const at = core.sharedPtr();
+  return { live: new Int32Array(core.memory.buffer, at + 12, 1)[0], earliest: new Float64Array(core.memory.buffer, at + 16, 1)[0] };
+}
+
+function seeded(seed: number) {
+  return () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
+}
+
+/** A reference for the heap: live timers by slot -> [deadline, order scheduled]. */
+class Model {
+  timers = new Map<number, [number, number]>();
+  seq = 0;
+  add(slot: number, deadline: number) {
+    this.timers.set(slot, [deadline, this.seq++]);
+  }
+  earliest() {
+    let e = Infinity;
+    for (const [d] of this.timers.values()) if (d < e) e = d;
+    return e;
+  }
+  /** Due at `now`, in firing order; removed from the model. */
+  take(now: number): number[] {
+    const due = [...this.timers.entries()].filter(([, [d]]) => d <= now).sort((a, b) => a[1][0] - b[1][0] || a[1][1] - b[1][1]);
+    for (const [slot] of due) this.timers.delete(slot);
+    return due.map(([slot]) => slot);
+  }
+}
+
+test('the shared words hold the live count and the earliest deadline after every operation', () => {
+  const core = instantiateCore();
+  const check = (what: string, live: number, earliest: number) => {
+    const w = shared(core);
+    assert.is(w.live, live, `${what}: live count`);
+    assert.is(w.live, core.pendingCount(), `${what}: live count = pendingCount()`);
+    assert.is(w.earliest, earliest, `${what}: earliest deadline`);
+  };
+  check('fresh', 0, Infinity);
+  const a = core.timerAdd(10, 50, 0); // 60
+  check('add', 1, 60);
+  const b = core.timerAdd(10, 20, 0); // 30: the new root
+  check('add earlier', 2, 30);
+  core.timerAdd(10, 40, 0); // 50
+  check('add later', 3, 30);
+  const fd = core.watch(4, READ);
+  check('watch', 4, 30);
+  assert.is(core.release(b), 1);
+  check('cancel the root', 3, 50);
+  assert.ok(core.timerReschedule(a, 10, 5)); // 15
+  check('reschedule to the front', 3, 15);
+  assert.is(core.collect(20, 0), 1);
+  check('pop', 2, 50);
+  const p = core.timerAdd(20, 100, PERSIST); // 120
+  assert.is(core.collect(50, 0), 1);
+  check('pop the last one-shot', 2, 120);
+  assert.is(core.collect(125, 0), 1);
+  check('persist re-armed at 125 + 100', 2, 225);
+  core.release(fd);
+  check('unwatch', 1, 225);
+  core.release(p);
+  check('cancel the last timer', 0, Infinity);
+  // An fd the backend reports invalid ends its watchers inside collect().
+  core.watch(9, READ);
+  const gen = core.lastOpGen();
+  core.timerAdd(0, 7, 0);
+  check('watch + add', 2, 7);
+  putRecords(core, [[9, gen, REV_INVALID]]);
+  assert.is(core.collect(0, 1), 1);
+  check('invalid fd forgotten', 1, 7);
+});
+
+test('the shared words stay at sharedPtr() and current across memory growth', () => {
+  const core = instantiateCore();
+  const at = core.sharedPtr();
+  const pages = core.memory.buffer.byteLength;
+  const rand = seeded(99);
+  const model = new Model();
+  for (let i = 0; i < 200_000; i++) {
+    const ms = 1 + Math.floor(rand() * 1e6);
+    model.add(core.timerAdd(1000, ms, 0), 1000 + ms);
+  }
+  assert.ok(core.memory.buffer.byteLength > pages, 'the memory grew');
+  assert.is(core.sharedPtr(), at, 'the shared words did not move');
+  assert.equal(shared(core), { live: 200_000, earliest: model.earliest() });
+  const n = core.collect(1000 + 500_000, 0);
+  const expected = model.take(1000 + 500_000);
+  assert.is(n, expected.length);
+  assert.equal(entries(core, n).map(([s]) => s), expected);
+  assert.equal(shared(core), { live: 200_000 - n, earliest: model.earliest() });
+});
+
+test('equal deadlines fire FIFO across heap levels, with cancels and reschedules in between', () => {
+  const core = instantiateCore();
+  const rand = seeded(4242);
+  const model = new Model();
+  const live: number[] = [];
+  // Five deadlines shared by thousands of timers: every level of the heap holds ties.
+  for (let i = 0; i < 20_000; i++) {
+    const r = rand();
+    if (r < 0.75 || live.length === 0) {
+      const ms = 10 * Math.floor(rand() * 5);
+      const slot = core.timerAdd(0, ms, 0);
+      model.add(slot, ms);
+      live.push(slot);
+    } else {
+      const k = Math.floor(rand() * live.length);
+      const slot = live[k];
+      if (r < 0.9) {
+        live[k] = live[live.length - 1];
+        live.pop();
+        assert.is(core.release(slot), 1);
+        model.timers.delete(slot);
+      } else {
+        // Rescheduling goes behind the timers already at the new deadline.
+        const ms = 10 * Math.floor(rand() * 5);
+        assert.is(core.timerReschedule(slot, 0, ms), 1);
+        model.timers.delete(slot);
+        model.add(slot, ms);
+      }
+    }
+  }
+  for (const now of [0, 15, 25, 40]) {
+    const expected = model.take(now);
+    const n = core.collect(now, 0);
+    assert.equal(entries(core, n).map(([s]) => s), expected, `due at ${now}`);
+  }
+  assert.is(core.timerCount(), 0);
+});
+
+test('pop order matches a sorted reference over a large random workload', () => {
+  const core = instantiateCore();
+  const rand = seeded(777);
+  const model = new Model();
+  const live: number[] = [];
+  let now = 0;
+  for (let round = 0; round < 60; round++) {
+    const ops = 1 + Math.floor(rand() * 8000);
+    for (let i = 0; i < ops; i++) {
+      const r = rand();
+      if (r < 0.7 || live.length === 0) {
+        // Integer and fractional durations, many ties, some far away.
+        const ms = r < 0.3 ? Math.floor(rand() * 100) : r < 0.6 ? rand() * 1000 : Math.floor(rand() * 100_000);
+        const slot = core.timerAdd(now, ms, 0);
+        model.add(slot, now + ms);
+        live.push(slot);
+      } else {
+        const k = Math.floor(rand() * live.length);
+        const slot = live[k];
+        live[k] = live[live.length - 1];
+        live.pop();
+        assert.is(core.release(slot, 1), 1);
+        model.timers.delete(slot);
+      }
+    }
+    now += rand() * 2000;
+    const expected = model.take(now);
+    const n = core.collect(now, 0);
+    assert.equal(entries(core, n).map(([s]) => s), expected, `round ${round}`);
+    const fired = new Set(expected);
+    for (let k = live.length - 1; k >= 0; k--) if (fired.has(live[k])) live.splice(k, 1);
+    assert.is(core.timerCount(), model.timers.size);
+    assert.is(shared(core).earliest, model.earliest());
+  }
+});
+
+test('the sequence counter renumbers before it wraps: FIFO holds past 2^32 schedules', () => {
+  const core = instantiateCore() as Core & { setNextSequence(v: number): void };
+  const model = new Model();
+  // Timers already queued with sequences just below the wrap...
+  core.setNextSequence(0xffffffff - 300);
+  const rand = seeded(5);
+  for (let i = 0; i < 1000; i++) {
+    const ms = 10 * Math.floor(rand() * 4);
+    model.add(core.timerAdd(0, ms, 0), ms);
+    if (i % 7 === 3) {
+      // ...and cancels, so the renumbered sequences are not just 0..n-1 of the same layout.
+      const [slot] = model.timers.keys();
+      core.release(slot);
+      model.timers.delete(slot);
+    }
+  }
+  const n = core.collect(100, 0);
+  assert.equal(entries(core, n).map(([s]) => s), model.take(100));
+});
+
+test('released slots come back earliest-released first, after the batch', () => {
+  const core = instantiateCore();
+  const slots = [1, 2, 3, 4].map((fd) => core.watch(fd, READ));
+  const t = core.timerAdd(0, 5, 0);
+  core.release(slots[2]);
+  core.release(slots[0]);
+  assert.is(core.collect(5, 0), 1, 'the timer fires, and is retired in this batch');
+  assert.equal([0, 1, 2].map((fd) => core.watch(10 + fd, READ)), [slots[2], slots[0], 5]);
+  core.collect(5, 0);
+  assert.is(core.watch(20, READ), t, 'the fired timer\'s slot after the next collect');
+  assert.is(core.watch(21, READ), 6);
+});
+
+test('growing the tables keeps every field: fd watchers, PERSIST frequencies, retired and free slots', () => {
+  const core = instantiateCore();
+  // Made while the tables are small (their first chunks grow by copying)...
+  const r3 = core.watch(3, READ);
+  const gen3 = core.lastOpGen();
+  const w3 = core.watch(3, WRITE);
+  const r5 = core.watch(5, READ);
+  const gen5 = core.lastOpGen();
+  const p7 = core.timerAdd(0, 7, PERSIST);
+  const p11 = core.timerAdd(0, 11, PERSIST);
+  const gone = [1, 2, 4].map((fd) => core.watch(fd, READ));
+  core.collect(0, 0);
+  const free = [core.watch(6, READ), core.watch(7, READ)];
+  free.forEach((slot) => core.release(slot, 1)); // free (walked): handed out again last first
+  gone.forEach((slot) => core.release(slot)); // retired until the next collect
+  // ...then 20,000 timers: the first chunks double up to full size, then chunks are added.
+  const many: number[] = [];
+  for (let i = 0; i < 20_000; i++) many.push(core.timerAdd(0, 1000 + i, 0));
+  assert.equal(many.slice(0, 2), [free[1], free[0]], 'free slots were handed out first');
+  assert.ok(!many.some((slot) => gone.includes(slot)), 'retired slots wait for collect()');
+  putRecords(core, [[3, gen3, READ | WRITE], [5, gen5, READ]]);
+  assert.equal(entries(core, core.collect(7, 2)), [[r3, READ], [w3, WRITE], [r5, READ], [p7, TIMEOUT]]);
+  assert.is(shared(core).earliest, 11);
+  assert.equal(entries(core, core.collect(14, 0)), [[p11, TIMEOUT], [p7, TIMEOUT]], 'both re-armed by their own frequency');
+  assert.is(shared(core).earliest, 21);
+  assert.equal([0, 1, 2].map((fd) => core.watch(100 + fd, READ)), gone, 'the retired slots, in the order released');
+  for (const slot of many) core.release(slot);
+  assert.equal(entries(core, core.collect(30, 0)), [[p7, TIMEOUT], [p11, TIMEOUT]], 'due at 21 and 25');
+});
+
+test('the backend interest: READ/WRITE and EXCLUSIVE of any watcher, EDGE only if all ask for it', () => {
+  const core = instantiateCore();
+  const EDGE = 8, EXCLUSIVE = 128;
+  const op = () => [core.lastOpKind(), core.lastOpInterest()];
+  core.watch(9, READ | EDGE | PERSIST);
+  assert.equal(op(), [1, READ | EDGE], 'ADD: the first watcher\'s own bits, not PERSIST');
+  core.watch(9, WRITE | EDGE);
+  assert.equal(op(), [2, READ | WRITE | EDGE], 'MODIFY');
+  core.watch(9, WRITE | EDGE);
+  assert.equal(op(), [0, READ | WRITE | EDGE], 'nothing new');
+  const level = core.watch(9, READ);
+  assert.equal(op(), [2, READ | WRITE], 'a level-triggered watcher drops EDGE');
+  const exclusive = core.watch(9, WRITE | EDGE | EXCLUSIVE);
+  assert.equal(op(), [2, READ | WRITE | EXCLUSIVE], 'EXCLUSIVE if any; still no EDGE');
+  core.watch(9, READ | EDGE);
+  assert.equal(op(), [0, READ | WRITE | EXCLUSIVE]);
+  core.release(level);
+  assert.equal(op(), [2, READ | WRITE | EDGE | EXCLUSIVE], 'every remaining watcher wants edges');
+  core.release(exclusive);
+  assert.equal(op(), [2, READ | WRITE | EDGE]);
+});
+
 test.run();
