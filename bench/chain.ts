@@ -51,6 +51,9 @@ interface ChainShape {
   writes: number;
 }
 
+/** A FixedBuffer's native read or write: (fd, offset, length) -> bytes | -errno. */
+type FixedOp = (fd: number, offset: number, length: number) => number;
+
 /** µs per event of one timed run. */
 type RunOnce = () => Promise<number> | number;
 
@@ -66,23 +69,36 @@ function socketpairs(n: number): [number, number][] {
 
 const ONE = new Uint8Array([101]); // 'e'
 
+/**
+ * The chain's byte buffers as one net.FixedBuffer (registered memory: a read or write passes
+ * three numbers, and the native side need not ask N-API what buffer it was given): byte 0 is
+ * read into, byte 1 holds the 'e' every write sends. evpollSide and nativeSide both use it, so
+ * that the two stay like for like.
+ */
+const READ_AT = 0, ONE_AT = 1;
+function chainBuffer(): net.FixedBuffer {
+  const io = new net.FixedBuffer(2);
+  io.bytes[ONE_AT] = ONE[0];
+  return io;
+}
+
 /** evpoll in run() mode (runOnce(0) until done, as bench.c's EVLOOP_NONBLOCK) or start() mode. */
 function evpollSide(mechanism: string, mode: string, { n, active, writes }: ChainShape) {
   const loop = new EventLoop({ mechanism });
   const pairs = socketpairs(n);
-  const byte = new Uint8Array(1);
+  const io = chainBuffer();
   let left = 0;
   let fired = 0;
   let count = 0;
   let endedAt = 0n;
   let finish: (() => void) | undefined;
   const onRead = (_ev: unknown, _which: number, i: number) => {
-    const got = net.read(pairs[i][0], byte);
+    const got = io.read(pairs[i][0], READ_AT, 1);
     if (got > 0) count += got;
     if (left > 0) {
       left--;
       fired++;
-      net.write(pairs[i + 1 === n ? 0 : i + 1][1], ONE);
+      io.write(pairs[i + 1 === n ? 0 : i + 1][1], ONE_AT, 1);
     }
     if (count === fired && finish) {
       endedAt = process.hrtime.bigint();
@@ -98,7 +114,7 @@ function evpollSide(mechanism: string, mode: string, { n, active, writes }: Chai
       ev.add();
     }
     fired = active;
-    for (let i = 0; i < active; i++) net.write(pairs[i * space][1], ONE);
+    for (let i = 0; i < active; i++) io.write(pairs[i * space][1], ONE_AT, 1);
     count = 0;
     left = writes;
   };
@@ -134,16 +150,18 @@ function evpollSide(mechanism: string, mode: string, { n, active, writes }: Chai
  * A diagnostic floor for any Node binding: evpoll's own native epoll backend and fd helpers
  * called straight from JS — one wait per iteration into an ArrayBuffer, records walked in JS,
  * no WebAssembly core, no Events, no loop. evpoll run() minus this is what the loop machinery
- * costs; this minus raw C epoll is what N-API and JS cost.
+ * costs; this minus raw C epoll is what N-API and JS cost. Its reads and writes are a
+ * FixedBuffer's, as evpollSide's are (like for like), but its native functions called
+ * directly, without the JS wrapper's argument checks.
  */
 function nativeSide({ n, active, writes }: ChainShape) {
   const backend = new addon.Backend('epoll', 1 << 20);
-  const ops = addon as unknown as { read(fd: number, b: Uint8Array): number; write(fd: number, b: Uint8Array): number };
+  const [memory, read, write] = (addon as unknown as { fixedBuffer(size: number): [ArrayBuffer, FixedOp, FixedOp] }).fixedBuffer(2);
+  new Uint8Array(memory)[ONE_AT] = ONE[0];
   const pairs = socketpairs(n);
   const indexOf = new Int32Array(2 * n + 1024).fill(-1);
   pairs.forEach(([r], i) => (indexOf[r] = i));
   const records = new Int32Array(3 * n);
-  const byte = new Uint8Array(1);
   const space = Math.floor(n / active);
   const runOnce: RunOnce = () => {
     for (const [r] of pairs) {
@@ -151,7 +169,7 @@ function nativeSide({ n, active, writes }: ChainShape) {
       backend.add(r, EV.READ, 0);
     }
     let fired = active;
-    for (let i = 0; i < active; i++) ops.write(pairs[i * space][1], ONE);
+    for (let i = 0; i < active; i++) write(pairs[i * space][1], ONE_AT, 1);
     let count = 0;
     let left = writes;
     const start = process.hrtime.bigint();
@@ -159,12 +177,12 @@ function nativeSide({ n, active, writes }: ChainShape) {
       const got = backend.wait(0, records.buffer, 0, n);
       for (let k = 0; k < got; k++) {
         const i = indexOf[records[3 * k]];
-        const r = ops.read(pairs[i][0], byte);
+        const r = read(pairs[i][0], READ_AT, 1);
         if (r > 0) count += r;
         if (left > 0) {
           left--;
           fired++;
-          ops.write(pairs[i + 1 === n ? 0 : i + 1][1], ONE);
+          write(pairs[i + 1 === n ? 0 : i + 1][1], ONE_AT, 1);
         }
       }
     } while (count !== fired);

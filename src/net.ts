@@ -15,7 +15,10 @@ interface FdOps {
   accept(fd: number, out: Int32Array, max: number): number;
   localPort(fd: number): number;
   setNoDelay(fd: number, on: boolean): number;
+  fixedBuffer(size: number): [ArrayBuffer, FixedTransfer, FixedTransfer] | number;
 }
+/** A FixedBuffer's native read or write: all three arguments always given. */
+type FixedTransfer = (fd: number, offset: number, length: number) => number;
 const ops = addon as unknown as FdOps;
 
 function checkFd(fd: unknown): number {
@@ -115,4 +118,74 @@ export function accept(fd: number, max = 100): number[] | number {
   const n = ops.accept(checkFd(fd), acceptBuffer, max);
   if (n < 0) return n;
   return Array.from(acceptBuffer.subarray(0, n));
+}
+
+const INT32_MAX = 2147483647;
+
+/**
+ * A registered ("fixed") buffer, as io_uring has them: memory allocated natively once, with
+ * `read` and `write` bound to it. A call passes three numbers, which the native side checks
+ * against the size it already knows, where net.read/net.write must first ask N-API what the
+ * Uint8Array they were given is (the largest part of their cost): about a third fewer native
+ * instructions per call (~380 against ~565, the syscall's libc wrapper included).
+ *
+ * `bytes` is a Uint8Array over the whole memory: fill it before a write, look in it after a
+ * read. The memory is freed once the ArrayBuffer and this object's native read and write are
+ * all collected. Node does not transfer it: postMessage, a Worker's transferList and
+ * structuredClone copy the ArrayBuffer instead (the copy is independent). Where it is detached
+ * all the same (`ArrayBuffer.prototype.transfer()`, behind --harmony-rab-gsab-transfer in Node
+ * 20), the memory moves to the new ArrayBuffer and stays alive: `bytes` is then empty, and
+ * read/write go on moving bytes into and out of the memory, seen through the new ArrayBuffer.
+ */
+export class FixedBuffer {
+  /** The memory, `size` bytes. */
+  readonly bytes: Uint8Array;
+  readonly size: number;
+  readonly #read: FixedTransfer;
+  readonly #write: FixedTransfer;
+
+  constructor(size: number) {
+    if (!Number.isInteger(size) || size < 1 || size > INT32_MAX) {
+      throw invalidArg(`size must be an integer from 1 to ${INT32_MAX}, got ${String(size)}`);
+    }
+    const made = ops.fixedBuffer(size);
+    if (typeof made === 'number') throw systemError(made, 'calloc');
+    this.bytes = new Uint8Array(made[0]);
+    this.size = size;
+    this.#read = made[1];
+    this.#write = made[2];
+  }
+
+  /** Reads into bytes[offset, offset + length): bytes read, 0 at EOF, or a negative errno (-11 EAGAIN), as net.read. */
+  read(fd: number, offset = 0, length?: number): number {
+    // Number.isInteger first: it never converts, so no valueOf of a bad argument ever runs.
+    if (!(Number.isInteger(fd) && fd >= 0 && fd <= INT32_MAX)) throw badFd(fd);
+    if (!(Number.isInteger(offset) && offset >= 0 && offset <= this.size)) throw badOffset(offset, this.size);
+    if (length === undefined) length = this.size - offset;
+    else if (!(Number.isInteger(length) && length >= 0 && length <= this.size - offset)) throw badLength(length, offset, this.size);
+    return this.#read(fd, offset, length);
+  }
+
+  /** Writes bytes[offset, offset + length): bytes written, or a negative errno (-11 EAGAIN), as net.write. */
+  write(fd: number, offset = 0, length?: number): number {
+    if (!(Number.isInteger(fd) && fd >= 0 && fd <= INT32_MAX)) throw badFd(fd);
+    if (!(Number.isInteger(offset) && offset >= 0 && offset <= this.size)) throw badOffset(offset, this.size);
+    if (length === undefined) length = this.size - offset;
+    else if (!(Number.isInteger(length) && length >= 0 && length <= this.size - offset)) throw badLength(length, offset, this.size);
+    return this.#write(fd, offset, length);
+  }
+}
+
+function badFd(fd: unknown) {
+  return Number.isInteger(fd) && (fd as number) > INT32_MAX
+    ? invalidArg(`fd must be an integer from 0 to ${INT32_MAX}, got ${String(fd)}`)
+    : invalidArg(`fd must be an integer >= 0, got ${String(fd)}`);
+}
+
+function badOffset(offset: unknown, size: number) {
+  return invalidArg(`offset ${String(offset)} is outside the buffer (an integer from 0 to ${size})`);
+}
+
+function badLength(length: unknown, offset: number, size: number) {
+  return invalidArg(`length ${String(length)} from offset ${offset} is outside the buffer (an integer from 0 to ${size - offset})`);
 }

@@ -176,6 +176,21 @@ function listener(t: Ctx): number {
   return t.track([net.listen('127.0.0.1', 0)])[0];
 }
 
+/** A row's own 4-byte FixedBuffer. */
+function fixed(t: Ctx): net.FixedBuffer {
+  return (t.state.io = new net.FixedBuffer(4));
+}
+
+/** The row's FixedBuffer still moves bytes after what the row did to it. */
+function usable(t: Ctx): void {
+  const io: net.FixedBuffer = t.state.io;
+  const [r, w] = t.pipe();
+  io.bytes[3] = 0x5a;
+  assert.is(io.write(w, 3, 1), 1);
+  assert.is(io.read(r, 0, 4), 1);
+  assert.is(io.bytes[0], 0x5a);
+}
+
 const isEpoll = (m: string) => m === 'epoll';
 
 // ---------------------------------------------------------------------------------------------
@@ -701,6 +716,27 @@ const ROWS: Row[] = [
   { name: 'net.localPort: a pipe', call: (t) => net.localPort(t.pipe()[0]), expect: 'ENOTSOCK', then: (_t, err) => assert.is(err.syscall, 'getsockname') },
   { name: 'net.setNoDelay: fd -1', call: () => net.setNoDelay(-1), expect: 'ERR_EVPOLL_INVALID_ARG' },
   { name: 'net.setNoDelay: a pipe returns -88 (ENOTSOCK)', call: (t) => net.setNoDelay(t.pipe()[0]), expect: null, then: (_t, v) => assert.is(v, -88) },
+
+  // new net.FixedBuffer(size), io.read / io.write(fd, offset, length). A refused call leaves the
+  // buffer usable (`usable`: a byte through it after the refusal).
+  { name: 'net.FixedBuffer: size 0', call: () => new net.FixedBuffer(0), expect: 'ERR_EVPOLL_INVALID_ARG' },
+  { name: 'net.FixedBuffer: size -1', call: () => new net.FixedBuffer(-1), expect: 'ERR_EVPOLL_INVALID_ARG' },
+  { name: 'net.FixedBuffer: size 1.5', call: () => new net.FixedBuffer(1.5), expect: 'ERR_EVPOLL_INVALID_ARG' },
+  { name: 'net.FixedBuffer: size 2**31 (above the int32 a length is)', call: () => new net.FixedBuffer(2 ** 31), expect: 'ERR_EVPOLL_INVALID_ARG' },
+  { name: "net.FixedBuffer: size '64'", call: () => new net.FixedBuffer('64' as unknown as number), expect: 'ERR_EVPOLL_INVALID_ARG' },
+  { name: 'net.FixedBuffer: size NaN', call: () => new net.FixedBuffer(NaN), expect: 'ERR_EVPOLL_INVALID_ARG' },
+  { name: 'io.read: fd -1', call: (t) => fixed(t).read(-1), expect: 'ERR_EVPOLL_INVALID_ARG', then: usable },
+  { name: "io.read: fd '3'", call: (t) => fixed(t).read('3' as unknown as number), expect: 'ERR_EVPOLL_INVALID_ARG', then: usable },
+  { name: 'io.read: fd 2**32 (would wrap to 0 as a C int)', call: (t) => fixed(t).read(2 ** 32), expect: 'ERR_EVPOLL_INVALID_ARG', then: usable },
+  { name: 'io.read: offset beyond the buffer', call: (t) => fixed(t).read(t.pipe()[0], 5), expect: 'ERR_EVPOLL_INVALID_ARG', then: usable },
+  { name: 'io.read: offset 1.5', call: (t) => fixed(t).read(t.pipe()[0], 1.5), expect: 'ERR_EVPOLL_INVALID_ARG', then: usable },
+  { name: 'io.read: length beyond the buffer from an offset', call: (t) => fixed(t).read(t.pipe()[0], 2, 3), expect: 'ERR_EVPOLL_INVALID_ARG', then: usable },
+  { name: 'io.read: offset 2**32 (would wrap to 0 as an int32)', call: (t) => fixed(t).read(t.pipe()[0], 2 ** 32, 1), expect: 'ERR_EVPOLL_INVALID_ARG', then: usable },
+  { name: 'io.write: length -1', call: (t) => fixed(t).write(t.pipe()[1], 0, -1), expect: 'ERR_EVPOLL_INVALID_ARG', then: usable },
+  { name: 'io.write: length NaN', call: (t) => fixed(t).write(t.pipe()[1], 0, NaN), expect: 'ERR_EVPOLL_INVALID_ARG', then: usable },
+  { name: "io.write: offset '1'", call: (t) => fixed(t).write(t.pipe()[1], '1' as unknown as number), expect: 'ERR_EVPOLL_INVALID_ARG', then: usable },
+  { name: 'io.read: an fd that is not open returns -9 (EBADF)', call: (t) => fixed(t).read(notOpen()), expect: null, then: (t, v) => { assert.is(v, -9); usable(t); } },
+  { name: 'io.write: to a pipe whose reader is gone returns -32 (EPIPE)', call: (t) => { const [r, w] = t.pipe(); t.close(r); return fixed(t).write(w, 0, 1); }, expect: null, then: (_t, v) => assert.is(v, -32) },
 
   // new Acceptor(loop, listenFd, onConnection, options)
   { name: 'Acceptor: batch 0', call: (t) => acceptor(t, t.loop, listener(t), noop, { batch: 0 }), expect: 'ERR_EVPOLL_INVALID_ARG' },

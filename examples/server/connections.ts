@@ -14,8 +14,12 @@ const EAGAIN = -11;
 
 // One input and one output buffer per worker: a connection borrows them for one callback; what
 // must outlive it (a head split across reads, bytes the socket would not take) is copied out.
-const input = Buffer.allocUnsafe(64 * 1024);
-const output = Buffer.allocUnsafe(64 * 1024);
+// Both are FixedBuffers (registered memory: a read or write passes numbers only, the native side
+// already knows the memory), seen as Buffers for parsing and copying.
+const inputIo = new net.FixedBuffer(64 * 1024);
+const outputIo = new net.FixedBuffer(64 * 1024);
+const input = Buffer.from(inputIo.bytes.buffer, inputIo.bytes.byteOffset, inputIo.size);
+const output = Buffer.from(outputIo.bytes.buffer, outputIo.bytes.byteOffset, outputIo.size);
 let outputLength = 0;
 
 class Connection {
@@ -105,7 +109,7 @@ export class Connections {
     if (c.lingering) return this.#discard(c);
     const carried = c.carry === null ? 0 : c.carry.length;
     if (carried > 0) c.carry!.copy(input, 0);
-    const n = net.read(c.fd, input, carried, input.length - carried);
+    const n = inputIo.read(c.fd, carried, input.length - carried);
     if (n > 0) {
       c.carry = null;
       c.lastTick = this.#tick;
@@ -182,7 +186,7 @@ export class Connections {
   /** Writes the shared output; true if all of it went. Otherwise it is kept and WRITE watched (or the connection closed). */
   #flush(c: Connection): boolean {
     if (outputLength === 0) return true;
-    const n = net.write(c.fd, output, 0, outputLength);
+    const n = outputIo.write(c.fd, 0, outputLength);
     if (n === outputLength) {
       outputLength = 0;
       return true;
@@ -210,7 +214,7 @@ export class Connections {
 
   #discard(c: Connection): void {
     for (;;) {
-      const n = net.read(c.fd, input);
+      const n = inputIo.read(c.fd);
       if (n === EAGAIN) return;
       if (n <= 0) return this.#close(c);
     }

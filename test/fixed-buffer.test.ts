@@ -1,0 +1,363 @@
+// evpoll/net's FixedBuffer: memory allocated natively once, with read and write bound to it, as
+// io_uring's registered buffers. The same answers as net.read/net.write; refusals that leave
+// the buffer usable; native functions that refuse bad arguments on their own; memory that
+// lives until the ArrayBuffer and both functions are gone, whichever goes last, and is then
+// freed (the addon counts the bytes it holds: fixedBytes()).
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { Worker, MessageChannel } from 'node:worker_threads';
+import * as net from '../src/net.js';
+import { addon } from '../src/native.js';
+import { packageRoot } from '../src/paths.js';
+import { closeAll, pipe, socketpair, throwsCode, sleep } from './helpers.js';
+
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+
+type Op = (...args: unknown[]) => number;
+const raw = addon as unknown as { fixedBuffer(size: unknown): [ArrayBuffer, Op, Op]; fixedBytes(): number };
+
+test.after.each(closeAll);
+
+const EAGAIN = -11, EBADF = -9, EPIPE = -32;
+const MiB = 2 ** 20;
+
+/** Under AddressSanitizer freed memory sits in quarantine: RSS bounds are only reported there. */
+const RSS_BOUNDED = !/libasan/.test(process.env.LD_PRELOAD ?? '');
+const report = (line: string) => process.stdout.write(`  ${line}\n`);
+
+/** Collects garbage until the fixed buffers' bytes stop going down; returns them. */
+async function quiesce(): Promise<number> {
+  let last = -1;
+  for (let stable = 0, i = 0; stable < 3 && i < 100; i++) {
+    gc();
+    await new Promise((resolve) => setImmediate(resolve));
+    const now = raw.fixedBytes();
+    stable = now === last ? stable + 1 : 0;
+    last = now;
+  }
+  return last;
+}
+
+/**
+ * Collects garbage until the fixed buffers' bytes are back at `bytes` (finalizers run on later
+ * turns of Node's loop: an external ArrayBuffer's through an immediate), or gives up after ~2 s.
+ */
+async function settle(bytes: number): Promise<number> {
+  for (let i = 0; i < 100 && raw.fixedBytes() > bytes; i++) {
+    gc();
+    await new Promise((resolve) => setImmediate(resolve));
+    if (i > 10) await sleep(10);
+  }
+  return raw.fixedBytes();
+}
+
+test('read/write round trips over a pipe and a socketpair, with offsets and lengths', () => {
+  for (const [r, w] of [pipe(), socketpair()]) {
+    const io = new net.FixedBuffer(16);
+    assert.is(io.size, 16);
+    assert.instance(io.bytes, Uint8Array);
+    assert.is(io.bytes.length, 16);
+    assert.equal([...io.bytes], new Array(16).fill(0), 'zeroed');
+    io.bytes.set([1, 2, 3, 4, 5, 6, 7, 8]);
+    assert.is(io.write(w, 2, 3), 3);
+    assert.is(io.read(r, 10, 6), 3);
+    assert.equal([...io.bytes.subarray(8, 16)], [0, 0, 3, 4, 5, 0, 0, 0]);
+    assert.is(io.write(w), 16, 'the whole buffer by default');
+    assert.is(io.read(r, 12), 4, 'from offset to the end by default');
+    assert.equal([...io.bytes.subarray(12)], [1, 2, 3, 4]);
+    assert.is(io.read(r, 0, 0), 0, 'a zero-length read');
+    assert.is(io.read(r, 16), 0, 'an empty range at the end');
+    assert.is(io.read(r), 12);
+    assert.is(io.read(r), EAGAIN);
+    // Interleaved with net.read/net.write on the same fds, and with a second FixedBuffer.
+    const other = new net.FixedBuffer(4);
+    other.bytes.set([9, 8, 7, 6]);
+    assert.is(other.write(w, 1, 2), 2);
+    const plain = new Uint8Array(4);
+    assert.is(net.read(r, plain), 2);
+    assert.equal([...plain], [8, 7, 0, 0]);
+    assert.is(net.write(w, new Uint8Array([42])), 1);
+    assert.is(other.read(r, 3, 1), 1);
+    assert.equal([...other.bytes], [9, 8, 7, 42]);
+  }
+});
+
+test('the answers of net.read/net.write: EAGAIN -11, EOF 0, EBADF -9, EPIPE -32', () => {
+  const io = new net.FixedBuffer(64 * 1024);
+  const [r, w] = pipe();
+  assert.is(io.read(r, 0, 1), EAGAIN, 'an empty nonblocking pipe');
+  assert.is(io.write(w, 0, 3), 3);
+  net.close(w);
+  assert.is(io.read(r), 3);
+  assert.is(io.read(r), 0, 'EOF');
+  const [a] = socketpair();
+  let n: number;
+  do n = io.write(a);
+  while (n > 0);
+  assert.is(n, EAGAIN, 'a full socket');
+  const [r2, w2] = pipe();
+  net.close(r2);
+  assert.is(io.write(w2, 0, 1), EPIPE);
+  net.close(w2);
+  assert.is(io.read(w2, 0, 1), EBADF, 'a closed fd');
+  assert.is(io.write(w2, 0, 1), EBADF);
+});
+
+test('bad arguments throw ERR_EVPOLL_INVALID_ARG and leave the buffer usable', () => {
+  for (const size of [0, -1, 1.5, 2 ** 31, 2 ** 32 + 1, NaN, Infinity, '64', undefined, null, {}]) {
+    const err = throwsCode(() => new net.FixedBuffer(size as number), 'ERR_EVPOLL_INVALID_ARG');
+    assert.match(err.message, /^size must be an integer from 1 to 2147483647, got /);
+  }
+  const io = new net.FixedBuffer(8);
+  const [r, w] = pipe();
+  const bad: [string, unknown[], RegExp][] = [
+    ['fd -1', [-1], /^fd must be an integer >= 0, got -1/],
+    ['fd 1.5', [1.5], /^fd must be an integer >= 0/],
+    ["fd '3'", ['3'], /^fd must be an integer >= 0/],
+    ['fd NaN', [NaN], /^fd must be an integer >= 0/],
+    ['fd undefined', [], /^fd must be an integer >= 0, got undefined/],
+    ['fd 2**31', [2 ** 31], /^fd must be an integer from 0 to 2147483647, got 2147483648/],
+    ['offset -1', [r, -1], /^offset -1 is outside the buffer \(an integer from 0 to 8\)/],
+    ['offset 9', [r, 9], /^offset 9 is outside the buffer/],
+    ['offset 1.5', [r, 1.5], /^offset 1.5 is outside the buffer/],
+    ["offset '1'", [r, '1'], /^offset 1 is outside the buffer/],
+    ['offset null', [r, null], /^offset null is outside the buffer/],
+    ['offset 2**32', [r, 2 ** 32, 1], /^offset 4294967296 is outside the buffer/],
+    ['length -1', [r, 0, -1], /^length -1 from offset 0 is outside the buffer \(an integer from 0 to 8\)/],
+    ['length 9', [r, 0, 9], /^length 9 from offset 0 is outside the buffer/],
+    ['length 3 from 6', [r, 6, 3], /^length 3 from offset 6 is outside the buffer \(an integer from 0 to 2\)/],
+    ['length 0.5', [r, 0, 0.5], /^length 0.5 from offset 0/],
+    ['length NaN', [r, 0, NaN], /^length NaN from offset 0/],
+    ['length Infinity', [r, 0, Infinity], /^length Infinity from offset 0/],
+    ["length '1'", [r, 0, '1'], /^length 1 from offset 0/],
+  ];
+  for (const [name, args, message] of bad) {
+    for (const op of ['read', 'write'] as const) {
+      const err = throwsCode(() => (io[op] as (...a: unknown[]) => number)(...args), 'ERR_EVPOLL_INVALID_ARG');
+      assert.match(err.message, message, `${op}: ${name}`);
+    }
+  }
+  // A bad argument's valueOf is never run: nothing converts it.
+  let converted = false;
+  const sneaky = { valueOf: () => { converted = true; return 0; } };
+  throwsCode(() => io.read(sneaky as unknown as number), 'ERR_EVPOLL_INVALID_ARG');
+  throwsCode(() => io.read(r, sneaky as unknown as number), 'ERR_EVPOLL_INVALID_ARG');
+  throwsCode(() => io.write(w, 0, sneaky as unknown as number), 'ERR_EVPOLL_INVALID_ARG');
+  assert.is(converted, false);
+  // Still usable.
+  io.bytes.set([5, 6, 7]);
+  assert.is(io.write(w, 0, 3), 3);
+  assert.is(io.read(r, 5), 3);
+  assert.equal([...io.bytes], [5, 6, 7, 0, 0, 5, 6, 7]);
+});
+
+test('the native functions refuse what reaches outside the memory, whatever JS passed (TypeError, RangeError)', () => {
+  // The JS wrapper refuses anything but exact integers in range; the native side converts as
+  // ToInt32 does, and whatever that gives, never touches memory outside the buffer.
+  const [memory, read, write] = raw.fixedBuffer(8);
+  const [r, w] = socketpair();
+  for (const op of [read, write]) {
+    const fd = op === read ? r : w;
+    for (const args of [[], [fd], [fd, 0], ['3', 0, 1], [fd, '0', 1], [fd, 0, '1'], [fd, undefined, 1], [fd, 0, null], [{}, 0, 1], [fd, 0n, 1]]) {
+      assert.throws(() => op(...args), (e: Error) => e instanceof TypeError, `${op.name}(${args.map(String).join(', ')})`);
+    }
+    for (const args of [
+      [fd, -1, 1], [fd, 0, -1], [fd, 9, 0], [fd, 0, 9], [fd, 8, 1], [fd, 4, 5], [fd, 2 ** 31 - 1, 2], [fd, 1, 2 ** 31 - 1],
+      [fd, 2 ** 31, 0], [fd, 0, 2 ** 31], [fd, 2 ** 32 - 1, 1], [fd, 0, -(2 ** 31)], [fd, 2 ** 32 + 9, 0], [fd, -1.5, 1],
+    ]) {
+      assert.throws(() => op(...args), (e: Error) => e instanceof RangeError, `${op.name}(${args.join(', ')})`);
+    }
+  }
+  // Converted, then inside the buffer: harmless (ToInt32(2**32 + 2) is 2, of 1.5 is 1, of NaN 0).
+  new Uint8Array(memory).set([1, 2, 3, 4]);
+  assert.is(write(w, 2 ** 32 + 2, 1.5), 1);
+  assert.is(write(w, NaN, Infinity), 0);
+  assert.is(read(r, 7.9, 2 ** 32 + 1), 1);
+  assert.is(new Uint8Array(memory)[7], 3);
+  assert.is(read(2 ** 32 + r, 0, 8), EAGAIN, 'an fd converted as an int32 too');
+  assert.is(read(-1, 0, 1), EBADF);
+  for (const size of [0, -1, 1.5, 2 ** 31, NaN, Infinity]) assert.throws(() => raw.fixedBuffer(size), (e: Error) => e instanceof RangeError, `size ${size}`);
+  for (const size of ['8', undefined, {}]) assert.throws(() => raw.fixedBuffer(size), (e: Error) => e instanceof TypeError, `size ${String(size)}`);
+  // Extra arguments are ignored; -0 is 0.
+  assert.is(write(w, 0, 3, 'extra'), 3);
+  assert.is(read(r, -0, 8), 3);
+  assert.equal([...new Uint8Array(memory)], [1, 2, 3, 4, 0, 0, 0, 3]);
+  assert.is(read.name, 'read');
+  assert.is(write.name, 'write');
+});
+
+test('the ArrayBuffer cannot be transferred away: structuredClone, postMessage and a Worker get copies; the buffer keeps working', async () => {
+  const io = new net.FixedBuffer(8);
+  const [r, w] = pipe();
+  io.bytes.set([1, 2, 3]);
+  const memory = io.bytes.buffer as ArrayBuffer;
+  const clone = structuredClone(memory, { transfer: [memory] });
+  assert.is(io.bytes.length, 8, 'not detached');
+  assert.is.not(clone, memory);
+  assert.is(io.write(w, 0, 3), 3);
+  assert.is(io.read(r, 4, 3), 3);
+  assert.equal([...io.bytes], [1, 2, 3, 0, 1, 2, 3, 0]);
+  assert.equal([...new Uint8Array(clone)], [1, 2, 3, 0, 0, 0, 0, 0], 'an independent copy');
+  const { port1, port2 } = new MessageChannel();
+  const got = new Promise<ArrayBuffer>((resolve) => port2.once('message', resolve));
+  port1.postMessage(memory, [memory]);
+  const copy = await got;
+  port1.close();
+  assert.is(io.bytes.length, 8);
+  assert.equal([...new Uint8Array(copy)], [1, 2, 3, 0, 1, 2, 3, 0]);
+  // A worker's copy: its writes do not show here, and the buffer outlives the worker.
+  const worker = new Worker('const { parentPort, workerData } = require("node:worker_threads"); new Uint8Array(workerData).fill(7); parentPort.postMessage(new Uint8Array(workerData)[0]);', {
+    eval: true, workerData: memory, transferList: [memory],
+  });
+  const seen = await new Promise((resolve, reject) => worker.once('message', resolve).once('error', reject));
+  await new Promise((resolve) => worker.once('exit', resolve));
+  assert.is(seen, 7);
+  assert.equal([...io.bytes], [1, 2, 3, 0, 1, 2, 3, 0]);
+  assert.is(io.write(w, 4, 4), 4);
+  assert.is(io.read(r, 0, 4), 4);
+  assert.equal([...io.bytes], [1, 2, 3, 0, 1, 2, 3, 0]);
+});
+
+test('detached all the same (ArrayBuffer.prototype.transfer, %ArrayBufferDetach): read/write go on, on memory that is still alive', () => {
+  // In a child: both need V8 flags given at start-up. Under ASan (LD_PRELOAD is inherited) a
+  // use after free aborts the child.
+  const url = (f: string) => JSON.stringify(pathToFileURL(join(packageRoot, f)).href);
+  const code = `import * as net from ${url('dist/net.js')};
+import { createRequire } from 'node:module';
+const addon = createRequire(import.meta.url)(${JSON.stringify(process.env.EVPOLL_ADDON || join(packageRoot, 'build/Release/evpoll.node'))});
+const turns = async () => { for (let i = 0; i < 20; i++) { gc(); await new Promise((r) => setImmediate(r)); } };
+const out = {};
+const [r, w] = net.pipe();
+const base = addon.fixedBytes();
+// transfer(): the memory moves to the new ArrayBuffer, and read/write keep using it.
+let io = new net.FixedBuffer(4096);
+io.bytes.set([1, 2, 3]);
+let moved = io.bytes.buffer.transfer();
+out.afterTransfer = [io.bytes.length, moved.byteLength];
+out.transferred = [io.write(w, 0, 3), io.read(r, 8, 3), ...new Uint8Array(moved, 0, 12)];
+// The FixedBuffer dropped, its functions collected: the moved ArrayBuffer still holds the memory.
+io = null;
+await turns();
+out.heldByMoved = addon.fixedBytes() - base;
+new Uint8Array(moved).fill(9);
+out.movedStillWritable = new Uint8Array(moved)[4095];
+moved = null;
+await turns();
+out.afterAll = addon.fixedBytes() - base;
+// %ArrayBufferDetach: the ArrayBuffer's backing store goes at once (its finalizer runs); the
+// functions still hold the memory.
+const io2 = new net.FixedBuffer(4096);
+%ArrayBufferDetach(io2.bytes.buffer);
+await turns();
+out.heldByFunctions = addon.fixedBytes() - base;
+net.write(w, new Uint8Array([5, 6, 7]));
+out.detached = [io2.bytes.length, io2.read(r, 4093, 3), io2.write(w, 4093, 3), io2.write(w, 0, 4096)];
+const back = new Uint8Array(4099);
+out.readBack = net.read(r, back);
+out.readBackHead = [...back.subarray(0, 3)];
+console.log(JSON.stringify(out));
+`;
+  const child = spawnSync(process.execPath, ['--harmony-rab-gsab-transfer', '--allow-natives-syntax', '--expose-gc', '--input-type=module', '-e', code], { encoding: 'utf8', timeout: 30_000 });
+  assert.is(child.status, 0, `child: ${child.signal ?? ''} ${child.stderr}`);
+  const out = JSON.parse(child.stdout.trim().split('\n').pop()!);
+  assert.equal(out.afterTransfer, [0, 4096], 'bytes detached, the memory moved');
+  assert.equal(out.transferred, [3, 3, 1, 2, 3, 0, 0, 0, 0, 0, 1, 2, 3, 0]);
+  assert.is(out.heldByMoved, 4096);
+  assert.is(out.movedStillWritable, 9);
+  assert.is(out.afterAll, 0, 'freed once the moved ArrayBuffer went too');
+  assert.is(out.heldByFunctions, 4096);
+  assert.equal(out.detached, [0, 3, 3, 4096]);
+  assert.is(out.readBack, 4099);
+  assert.equal(out.readBackHead, [5, 6, 7]);
+});
+
+test('lifetime: the read function kept alone keeps the memory alive; dropped too, the memory is freed', async () => {
+  const base = await quiesce();
+  const keep: { read: Op | null; buffer: WeakRef<ArrayBuffer> | null } = { read: null, buffer: null };
+  (() => {
+    const [memory, read] = raw.fixedBuffer(MiB);
+    new Uint8Array(memory).fill(0x61);
+    keep.read = read;
+    keep.buffer = new WeakRef(memory);
+  })();
+  assert.is(raw.fixedBytes() - base, MiB);
+  // The ArrayBuffer and the write function are garbage: collect them, and give their finalizers
+  // the turns of Node's loop they run on. (deref() keeps its target alive until the end of the
+  // job that called it: gc() only after a turn.)
+  for (let i = 0; i < 100; i++) {
+    await new Promise((resolve) => setImmediate(resolve));
+    gc();
+    await new Promise((resolve) => setImmediate(resolve));
+    if (keep.buffer!.deref() === undefined) break;
+  }
+  assert.is(keep.buffer!.deref(), undefined, 'the ArrayBuffer was collected');
+  await quiesce();
+  assert.is(raw.fixedBytes() - base, MiB, 'held by read');
+  const [r, w] = pipe();
+  net.write(w, new Uint8Array([1, 2, 3]));
+  assert.is(keep.read!(r, MiB - 3, 3), 3, 'reads into live memory');
+  assert.is(keep.read!(r, 0, MiB), EAGAIN);
+  keep.read = null;
+  assert.is((await settle(base)) - base, 0, 'freed');
+});
+
+test('many FixedBuffers made and dropped: the bytes come back, RSS stays flat', async () => {
+  const base = await quiesce();
+  const [r, w] = socketpair();
+  const size = 64 * 1024;
+  const churn = async (n: number) => {
+    for (let k = 0; k < n; k++) {
+      const io = new net.FixedBuffer(size);
+      io.bytes.fill(k & 0xff); // touch every page
+      io.write(w, 0, 1);
+      io.read(r, size - 1, 1);
+      if (k % 500 === 499) {
+        gc();
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    }
+    return settle(base);
+  };
+  await churn(2_000);
+  gc();
+  const warm = process.memoryUsage().rss;
+  const left = await churn(20_000); // 1.25 GiB if none were freed
+  gc();
+  const end = process.memoryUsage().rss;
+  report(`20,000 FixedBuffers of 64 KiB: rss ${(warm / MiB).toFixed(1)} -> ${(end / MiB).toFixed(1)} MiB, ${left - base} bytes still held`);
+  assert.is(left - base, 0, 'every buffer freed');
+  if (RSS_BOUNDED) assert.ok(end - warm < 48 * MiB, `RSS grew by ${((end - warm) / MiB).toFixed(1)} MiB`);
+});
+
+test('a worker_thread that exits with FixedBuffers alive frees them (env teardown)', async () => {
+  const base = await quiesce();
+  const addonPath = process.env.EVPOLL_ADDON || join(packageRoot, 'build/Release/evpoll.node');
+  for (let round = 0; round < 3; round++) {
+    const worker = new Worker(`
+      const { parentPort } = require('node:worker_threads');
+      const addon = require(${JSON.stringify(addonPath)});
+      const keep = [];
+      for (let i = 0; i < 8; i++) keep.push(addon.fixedBuffer(${MiB}));
+      const [memory, read, write] = keep[0];
+      const [r, w] = addon.pipe();
+      new Uint8Array(memory)[0] = 42;
+      write(w, 0, 1);
+      read(r, 1, 1);
+      addon.close(r); addon.close(w);
+      globalThis.keep = keep;
+      parentPort.postMessage(new Uint8Array(memory)[1]);
+    `, { eval: true });
+    const got = await new Promise((resolve, reject) => worker.once('message', resolve).once('error', reject));
+    assert.is(got, 42);
+    await new Promise((resolve) => worker.once('exit', resolve));
+  }
+  assert.is((await settle(base)) - base, 0, 'freed with the worker');
+});
+
+test.run();
