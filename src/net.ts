@@ -158,21 +158,21 @@ export class FixedBuffer {
 
   /** Reads into bytes[offset, offset + length): bytes read, 0 at EOF, or a negative errno (-11 EAGAIN), as net.read. */
   read(fd: number, offset = 0, length?: number): number {
+    return this.#transfer(this.#read, fd, offset, length);
+  }
+
+  /** Writes bytes[offset, offset + length): bytes written, or a negative errno (-11 EAGAIN), as net.write. */
+  write(fd: number, offset = 0, length?: number): number {
+    return this.#transfer(this.#write, fd, offset, length);
+  }
+
+  #transfer(op: FixedTransfer, fd: number, offset: number, length: number | undefined): number {
     // Number.isInteger first: it never converts, so no valueOf of a bad argument ever runs.
     if (!(Number.isInteger(fd) && fd >= 0 && fd <= INT32_MAX)) throw badFd(fd);
     if (!(Number.isInteger(offset) && offset >= 0 && offset <= this.size)) throw badOffset(offset, this.size);
     if (length === undefined) length = this.size - offset;
     else if (!(Number.isInteger(length) && length >= 0 && length <= this.size - offset)) throw badLength(length, offset, this.size);
-    return this.#read(fd, offset, length);
-  }
-
-  /** Writes bytes[offset, offset + length): bytes written, or a negative errno (-11 EAGAIN), as net.write. */
-  write(fd: number, offset = 0, length?: number): number {
-    if (!(Number.isInteger(fd) && fd >= 0 && fd <= INT32_MAX)) throw badFd(fd);
-    if (!(Number.isInteger(offset) && offset >= 0 && offset <= this.size)) throw badOffset(offset, this.size);
-    if (length === undefined) length = this.size - offset;
-    else if (!(Number.isInteger(length) && length >= 0 && length <= this.size - offset)) throw badLength(length, offset, this.size);
-    return this.#write(fd, offset, length);
+    return op(fd, offset, length);
   }
 }
 
