@@ -90,13 +90,15 @@ test('due timers run in deadline order; equal frequencies in the order they were
   const loop = newLoop();
   const order: string[] = [];
   const cb = (_ev: unknown, _w: number, name: string) => order.push(name);
-  loop.timer(0, cb, 'c30').add(30);
+  // c40 is added first but due last: 15 ms of margin for a slow machine (ASan, load) between
+  // its add() and the s-timers' (with 5 ms, a stall there once put c before them).
+  loop.timer(0, cb, 'c40').add(40);
   loop.timer(0, cb, 'a10').add(10);
   loop.timer(0, cb, 'b20').add(20);
   for (let i = 0; i < 20; i++) loop.timer(0, cb, `s${i}`).add(25);
-  busyWait(35);
+  busyWait(45);
   assert.is(await iterate(loop, 0), 23);
-  assert.equal(order, ['a10', 'b20', ...Array.from({ length: 20 }, (_, i) => `s${i}`), 'c30']);
+  assert.equal(order, ['a10', 'b20', ...Array.from({ length: 20 }, (_, i) => `s${i}`), 'c40']);
   loop.close();
 });
 
