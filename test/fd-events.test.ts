@@ -1,5 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { openSync, closeSync } from 'node:fs';
 import { EV } from '../src/index.js';
 import { newLoop, iterate, pipe, socketpair, writeByte, drain, fill, close, closeAll, MECHANISM } from './helpers.js';
 
@@ -184,7 +185,13 @@ test('an error on a write end is readiness: WRITE fires when the reader is gone'
 
 test('an fd closed behind the loop\'s back: ERROR where the backend can see it, and the event is removed', async () => {
   const loop = newLoop();
+  // Once closed, r's number is free: whatever this process opens next (another thread, Node
+  // itself, in start() mode while Node's loop turns) would get it if it were the lowest, and
+  // the loop would then see that file, maybe readable. Lower numbers are held while the pipe
+  // is made, and freed after, so that anything opened meanwhile takes one of those instead.
+  const holders = Array.from({ length: 16 }, () => openSync('/dev/null', 'r'));
   const [r, w] = pipe();
+  for (const fd of holders) closeSync(fd);
   const seen: number[] = [];
   const ev = loop.event(r, EV.READ, (e, which) => {
     seen.push(which);
