@@ -12,7 +12,7 @@ import http from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { MODE, sleep } from './helpers.js';
-import { Server, gone } from './server-helpers.js';
+import { Server, gone, keepRequesting } from './server-helpers.js';
 
 /** A process's open fd count. */
 function fdCount(pid: number): number {
@@ -45,10 +45,8 @@ function clientPortsOf(pid: number, port: number): Set<number> {
  * client port of the connection it went on, so a failure can be traced to a worker.
  */
 function load(port: number, n: number) {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: n });
-  let stopping = false;
   const result = { ok: 0, failures: [] as { port: number | undefined; error: string; at: number }[] };
-  const one = () => new Promise<void>((resolve) => {
+  return keepRequesting(n, result, (agent) => new Promise<void>((resolve) => {
     let clientPort: number | undefined;
     const req = http.get({ host: '127.0.0.1', port, path: '/', agent }, (res) => {
       let body = '';
@@ -69,19 +67,7 @@ function load(port: number, n: number) {
       result.failures.push({ port: clientPort, error: e.message, at: Date.now() });
       resolve();
     });
-  });
-  const loops = Array.from({ length: n }, async () => {
-    while (!stopping) await one();
-  });
-  return {
-    result,
-    async stop() {
-      stopping = true;
-      await Promise.all(loops);
-      agent.destroy();
-      return result;
-    },
-  };
+  }));
 }
 
 let server: Server;

@@ -2,6 +2,7 @@
 // the end-to-end tests (server.test.ts, faults.test.ts): its output lines, its pids, and
 // waiting for them to be gone.
 import { spawn, type ChildProcess } from 'node:child_process';
+import http from 'node:http';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from '../src/paths.js';
@@ -102,4 +103,25 @@ export async function allGone(pids: Iterable<number>, limitMs = 3000): Promise<n
   let left = [...pids];
   while ((left = left.filter((p) => !gone(p))).length > 0 && Date.now() < end) await sleep(20);
   return left;
+}
+
+/**
+ * Load for the end-to-end tests: `n` loops, each calling `one(agent)` over a shared keep-alive
+ * agent until stop(); stop() resolves with `result` once every loop's last request is done.
+ */
+export function keepRequesting<R>(n: number, result: R, one: (agent: http.Agent) => Promise<void>) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: n });
+  let stopping = false;
+  const loops = Array.from({ length: n }, async () => {
+    while (!stopping) await one(agent);
+  });
+  return {
+    result,
+    async stop(): Promise<R> {
+      stopping = true;
+      await Promise.all(loops);
+      agent.destroy();
+      return result;
+    },
+  };
 }

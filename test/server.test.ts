@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import http from 'node:http';
 import { connect } from 'node:net';
 import { MECHANISM, MODE, sleep } from './helpers.js';
-import { Server, running, allGone } from './server-helpers.js';
+import { Server, running, allGone, keepRequesting } from './server-helpers.js';
 
 const IDLE_TIMEOUT_MS = 1000; // the server's sweep then ticks every 250 ms
 
@@ -170,30 +170,16 @@ test('a killed worker is respawned; one that keeps dying is respawned later and 
 
 /** Keeps `n` keep-alive requests going until stop(); stop() resolves once the last one is answered. */
 function steadyClient(port: number, n = 4) {
-  const agent = new http.Agent({ keepAlive: true });
-  let stopping = false;
   const result = { ok: 0, failures: [] as string[] };
-  const loop = async () => {
-    while (!stopping) {
-      try {
-        const r = await get(port, agent);
-        if (r.status === 200 && r.body === 'hello\n') result.ok++;
-        else result.failures.push(`status ${r.status}`);
-      } catch (e) {
-        result.failures.push((e as Error).message);
-      }
+  return keepRequesting(n, result, async (agent) => {
+    try {
+      const r = await get(port, agent);
+      if (r.status === 200 && r.body === 'hello\n') result.ok++;
+      else result.failures.push(`status ${r.status}`);
+    } catch (e) {
+      result.failures.push((e as Error).message);
     }
-  };
-  const loops = Array.from({ length: n }, loop);
-  return {
-    result,
-    async stop() {
-      stopping = true;
-      await Promise.all(loops);
-      agent.destroy();
-      return result;
-    },
-  };
+  });
 }
 
 test('SIGUSR2 replaces every worker while a steady client sees no failure', async () => {
