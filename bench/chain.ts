@@ -51,8 +51,8 @@ interface ChainShape {
   writes: number;
 }
 
-/** A FixedBuffer's native read or write: (fd, offset, length) -> bytes | -errno. */
-type FixedOp = (fd: number, offset: number, length: number) => number;
+/** A FixedBuffer's native read or write: (memory, fd, offset, length) -> bytes | -errno. */
+type FixedOp = (memory: ArrayBuffer, fd: number, offset: number, length: number) => number;
 
 /** µs per event of one timed run. */
 type RunOnce = () => Promise<number> | number;
@@ -156,7 +156,9 @@ function evpollSide(mechanism: string, mode: string, { n, active, writes }: Chai
  */
 function nativeSide({ n, active, writes }: ChainShape) {
   const backend = new addon.Backend('epoll', 1 << 20);
-  const [memory, read, write] = (addon as unknown as { fixedBuffer(size: number): [ArrayBuffer, FixedOp, FixedOp] }).fixedBuffer(2);
+  const fixed = addon as unknown as { fixedBuffer(size: number): ArrayBuffer; fixedRead: FixedOp; fixedWrite: FixedOp };
+  const memory = fixed.fixedBuffer(2);
+  const { fixedRead: read, fixedWrite: write } = fixed;
   new Uint8Array(memory)[ONE_AT] = ONE[0];
   const pairs = socketpairs(n);
   const indexOf = new Int32Array(2 * n + 1024).fill(-1);
@@ -169,7 +171,7 @@ function nativeSide({ n, active, writes }: ChainShape) {
       backend.add(r, EV.READ, 0);
     }
     let fired = active;
-    for (let i = 0; i < active; i++) write(pairs[i * space][1], ONE_AT, 1);
+    for (let i = 0; i < active; i++) write(memory, pairs[i * space][1], ONE_AT, 1);
     let count = 0;
     let left = writes;
     const start = process.hrtime.bigint();
@@ -177,12 +179,12 @@ function nativeSide({ n, active, writes }: ChainShape) {
       const got = backend.wait(0, records.buffer, 0, n);
       for (let k = 0; k < got; k++) {
         const i = indexOf[records[3 * k]];
-        const r = read(pairs[i][0], READ_AT, 1);
+        const r = read(memory, pairs[i][0], READ_AT, 1);
         if (r > 0) count += r;
         if (left > 0) {
           left--;
           fired++;
-          write(pairs[i + 1 === n ? 0 : i + 1][1], ONE_AT, 1);
+          write(memory, pairs[i + 1 === n ? 0 : i + 1][1], ONE_AT, 1);
         }
       }
     } while (count !== fired);

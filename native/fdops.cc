@@ -112,65 +112,61 @@ napi_value Read(napi_env env, napi_callback_info info) { return Transfer(env, in
 napi_value Write(napi_env env, napi_callback_info info) { return Transfer(env, info, true); }
 
 // Registered ("fixed") buffers, as io_uring has them: memory allocated here once, shown to JS
-// as an external ArrayBuffer, with a read and a write function whose data is that memory. A
-// call then costs no napi_get_typedarray_info (the largest part of read/write above): only
-// three numbers to convert and a bounds check before the syscall.
+// as an external ArrayBuffer that is passed back with each read or write. A call then costs
+// napi_get_arraybuffer_info instead of napi_get_typedarray_info (the largest part of
+// read/write above): a pointer and a length read out of the ArrayBuffer, three numbers to
+// convert and a bounds check before the syscall.
 //
-// fixedBuffer(size) -> [ArrayBuffer, read, write] | -ENOMEM
-// read(fd, offset, length) -> bytes | 0 at EOF | -errno;  write(fd, offset, length) -> bytes | -errno
+// fixedBuffer(size) -> ArrayBuffer | -ENOMEM
+// fixedRead(memory, fd, offset, length) -> bytes | 0 at EOF | -errno
+// fixedWrite(memory, fd, offset, length) -> bytes | -errno
 //
-// The memory is freed once the ArrayBuffer's finalizer and both functions' finalizers have run,
-// whichever comes last: so a function kept after its ArrayBuffer was collected or detached
-// still reads into live memory, and an ArrayBuffer that took the memory along when another was
-// detached (ArrayBuffer.prototype.transfer) keeps it after the functions are gone. Node does
-// not hand an external ArrayBuffer's memory to another thread (postMessage and structuredClone
-// copy it), and runs all three finalizers on the thread of the env that made them (an external
-// ArrayBuffer's free callback is handed back to that thread, or run by the env's teardown), so
-// the count need not be atomic.
-struct Fixed {
-  uint8_t* data;
-  uint32_t size;  // 1 .. INT32_MAX
-  int refs;       // finalizers still to run
-};
+// One read and one write function for every buffer, not a pair bound to each: a call site
+// that sees several JS functions goes megamorphic, and V8 then reaches a native function
+// through its generic call path (~0.2 us a call here) instead of calling it directly.
+//
+// The memory is freed by the ArrayBuffer's finalizer: when it is collected, or at once if it
+// is detached (%ArrayBufferDetach); ArrayBuffer.prototype.transfer hands the memory, and the
+// finalizer, to the new ArrayBuffer. Node does not hand an external ArrayBuffer's memory to
+// another thread (postMessage and structuredClone copy it).
 
 // Bytes of fixed buffers not yet freed, in every thread: what the leak tests watch.
 std::atomic<int64_t> fixed_bytes{0};
 
-void FixedDrop(Fixed* f) {
-  if (--f->refs > 0) return;
-  fixed_bytes -= f->size;
-  free(f->data);
-  delete f;
+void FixedGone(napi_env, void* data, void* hint) {
+  fixed_bytes -= static_cast<int64_t>(reinterpret_cast<uintptr_t>(hint));
+  free(data);
 }
 
-void FixedGone(napi_env, void*, void* hint) { FixedDrop(static_cast<Fixed*>(hint)); }
-void FixedFunctionGone(napi_env, void* data, void*) { FixedDrop(static_cast<Fixed*>(data)); }
-
-// read/write(fd, offset, length): numbers converted as ToInt32 does (the JS wrapper has refused
-// anything but exact integers in range before: a fraction or 2^32 + 1 would otherwise wrap
-// round to some other int32). Whatever they convert to, nothing outside the memory is touched:
-// a negative offset or length, or a range past the end, throws a RangeError; a value that is
-// not a number, a TypeError.
+// read/write(memory, fd, offset, length): numbers converted as ToInt32 does (the JS wrapper has
+// refused anything but exact integers in range before: a fraction or 2^32 + 1 would otherwise
+// wrap round to some other int32). Whatever they convert to, nothing outside the memory is
+// touched: a negative offset or length, or a range past the end (a detached ArrayBuffer has
+// none), throws a RangeError; a memory that is not an ArrayBuffer, or a value that is not a
+// number, a TypeError. Any ArrayBuffer will do: the bounds are its own.
 template <bool writing>
 napi_value FixedTransfer(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];  // napi_get_cb_info fills what was not passed with undefined
-  void* self;
-  napi_get_cb_info(env, info, &argc, argv, nullptr, &self);
-  const Fixed* f = static_cast<const Fixed*>(self);
+  size_t argc = 4;
+  napi_value argv[4];  // napi_get_cb_info fills what was not passed with undefined
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  void* p;
+  size_t size;
+  if (napi_get_arraybuffer_info(env, argv[0], &p, &size) != napi_ok) {
+    napi_throw_type_error(env, nullptr, "memory must be an ArrayBuffer");
+    return nullptr;
+  }
   int32_t fd, offset, count;
-  if (napi_get_value_int32(env, argv[0], &fd) != napi_ok ||
-      napi_get_value_int32(env, argv[1], &offset) != napi_ok ||
-      napi_get_value_int32(env, argv[2], &count) != napi_ok) {
+  if (napi_get_value_int32(env, argv[1], &fd) != napi_ok ||
+      napi_get_value_int32(env, argv[2], &offset) != napi_ok ||
+      napi_get_value_int32(env, argv[3], &count) != napi_ok) {
     napi_throw_type_error(env, nullptr, "fd, offset and length must be numbers");
     return nullptr;
   }
-  // Both below 2^31: their sum cannot wrap in 32 unsigned bits.
-  if (offset < 0 || count < 0 || static_cast<uint32_t>(offset) + static_cast<uint32_t>(count) > f->size) {
+  if (offset < 0 || count < 0 || static_cast<uint64_t>(offset) + static_cast<uint64_t>(count) > size) {
     napi_throw_range_error(env, nullptr, "offset/length outside the buffer");
     return nullptr;
   }
-  uint8_t* data = f->data + offset;
+  uint8_t* data = static_cast<uint8_t*>(p) + offset;
   ssize_t n;
   do n = writing ? write(fd, data, static_cast<size_t>(count)) : read(fd, data, static_cast<size_t>(count));
   while (n < 0 && errno == EINTR);
@@ -191,31 +187,16 @@ napi_value FixedBuffer(napi_env env, napi_callback_info info) {
     return nullptr;
   }
   // Zeroed, as a new ArrayBuffer is; a large calloc comes straight from mmap, already zero.
-  auto* data = static_cast<uint8_t*>(calloc(static_cast<size_t>(size), 1));
+  auto* data = calloc(static_cast<size_t>(size), 1);
   if (data == nullptr) return RawInt32(env, -ENOMEM);
-  auto* f = new Fixed{data, static_cast<uint32_t>(size), 1};
-  fixed_bytes += f->size;
-  napi_value buffer, out;
-  if (napi_create_external_arraybuffer(env, data, f->size, FixedGone, f, &buffer) != napi_ok) {
-    FixedDrop(f);  // not made: no finalizer will run for it
+  auto bytes = static_cast<uintptr_t>(size);
+  fixed_bytes += static_cast<int64_t>(bytes);
+  napi_value buffer;
+  if (napi_create_external_arraybuffer(env, data, bytes, FixedGone, reinterpret_cast<void*>(bytes), &buffer) != napi_ok) {
+    FixedGone(env, data, reinterpret_cast<void*>(bytes));  // not made: no finalizer will run for it
     return nullptr;
   }
-  // From here the ArrayBuffer's finalizer holds the one reference; each function adds its own.
-  if (napi_create_array_with_length(env, 3, &out) != napi_ok ||
-      napi_set_element(env, out, 0, buffer) != napi_ok) {
-    return nullptr;
-  }
-  static const struct { const char* name; napi_callback fn; } kFunctions[] = {{"read", FixedTransfer<false>}, {"write", FixedTransfer<true>}};
-  for (uint32_t i = 0; i < 2; i++) {
-    napi_value function;
-    if (napi_create_function(env, kFunctions[i].name, NAPI_AUTO_LENGTH, kFunctions[i].fn, f, &function) != napi_ok ||
-        napi_add_finalizer(env, function, f, FixedFunctionGone, nullptr, nullptr) != napi_ok) {
-      return nullptr;  // a function without its finalizer is never handed out, so never runs
-    }
-    f->refs++;
-    if (napi_set_element(env, out, i + 1, function) != napi_ok) return nullptr;
-  }
-  return out;
+  return buffer;
 }
 
 // fixedBytes() -> bytes held by fixed buffers, in all threads (for the leak tests).
@@ -324,7 +305,8 @@ void RegisterFdOps(Napi::Env env, Napi::Object exports) {
   exports.Set("pipe", Napi::Function::New(env, Pipe, "pipe"));
   exports.Set("socketpair", Napi::Function::New(env, SocketPair, "socketpair"));
   for (auto [name, fn] : {std::pair{"read", Read}, std::pair{"write", Write}, std::pair{"close", Close},
-                          std::pair{"fixedBuffer", FixedBuffer}, std::pair{"fixedBytes", FixedBytes}}) {
+                          std::pair{"fixedBuffer", FixedBuffer}, std::pair{"fixedBytes", FixedBytes},
+                          std::pair{"fixedRead", FixedTransfer<false>}, std::pair{"fixedWrite", FixedTransfer<true>}}) {
     napi_value f;
     napi_create_function(env, name, NAPI_AUTO_LENGTH, fn, nullptr, &f);
     exports.Set(name, Napi::Value(env, f));

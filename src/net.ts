@@ -15,11 +15,14 @@ interface FdOps {
   accept(fd: number, out: Int32Array, max: number): number;
   localPort(fd: number): number;
   setNoDelay(fd: number, on: boolean): number;
-  fixedBuffer(size: number): [ArrayBuffer, FixedTransfer, FixedTransfer] | number;
+  fixedBuffer(size: number): ArrayBuffer | number;
+  fixedRead: FixedTransfer;
+  fixedWrite: FixedTransfer;
 }
-/** A FixedBuffer's native read or write: all three arguments always given. */
-type FixedTransfer = (fd: number, offset: number, length: number) => number;
+/** A FixedBuffer's native read or write: all four arguments always given. */
+type FixedTransfer = (memory: ArrayBuffer, fd: number, offset: number, length: number) => number;
 const ops = addon as unknown as FdOps;
+const { fixedRead, fixedWrite } = ops;
 
 function checkFd(fd: unknown): number {
   if (typeof fd !== 'number' || !Number.isInteger(fd) || fd < 0) throw invalidArg(`fd must be an integer >= 0, got ${String(fd)}`);
@@ -123,26 +126,23 @@ export function accept(fd: number, max = 100): number[] | number {
 const INT32_MAX = 2147483647;
 
 /**
- * A registered ("fixed") buffer, as io_uring has them: memory allocated natively once, with
- * `read` and `write` bound to it. A call passes three numbers, which the native side checks
- * against the size it already knows, where net.read/net.write must first ask N-API what the
- * Uint8Array they were given is (the largest part of their cost): about a third fewer native
- * instructions per call (~380 against ~565, the syscall's libc wrapper included).
+ * A registered ("fixed") buffer, as io_uring has them: memory allocated natively once. A read
+ * or write passes its ArrayBuffer and three numbers, which the native side checks against the
+ * ArrayBuffer's length, where net.read/net.write must first ask N-API what the Uint8Array they
+ * were given is (the largest part of their cost).
  *
  * `bytes` is a Uint8Array over the whole memory: fill it before a write, look in it after a
- * read. The memory is freed once the ArrayBuffer and this object's native read and write are
- * all collected. Node does not transfer it: postMessage, a Worker's transferList and
- * structuredClone copy the ArrayBuffer instead (the copy is independent). Where it is detached
- * all the same (`ArrayBuffer.prototype.transfer()`, behind --harmony-rab-gsab-transfer in Node
- * 20), the memory moves to the new ArrayBuffer and stays alive: `bytes` is then empty, and
- * read/write go on moving bytes into and out of the memory, seen through the new ArrayBuffer.
+ * read. The memory is freed when the ArrayBuffer is collected. Node does not transfer it:
+ * postMessage, a Worker's transferList and structuredClone copy the ArrayBuffer instead (the
+ * copy is independent). Where it is detached all the same (`ArrayBuffer.prototype.transfer()`,
+ * behind --harmony-rab-gsab-transfer in Node 20), the memory goes with the new ArrayBuffer:
+ * `bytes` is then empty, and read/write throw ERR_EVPOLL_INVALID_ARG.
  */
 export class FixedBuffer {
   /** The memory, `size` bytes. */
   readonly bytes: Uint8Array;
   readonly size: number;
-  readonly #read: FixedTransfer;
-  readonly #write: FixedTransfer;
+  readonly #memory: ArrayBuffer;
 
   constructor(size: number) {
     if (!Number.isInteger(size) || size < 1 || size > INT32_MAX) {
@@ -150,29 +150,50 @@ export class FixedBuffer {
     }
     const made = ops.fixedBuffer(size);
     if (typeof made === 'number') throw systemError(made, 'calloc');
-    this.bytes = new Uint8Array(made[0]);
+    this.#memory = made;
+    this.bytes = new Uint8Array(made);
     this.size = size;
-    this.#read = made[1];
-    this.#write = made[2];
   }
+
+  // read and write each call their own native function from their own call site: one site
+  // shared by both would see two functions, and V8 then calls them the slow, generic way.
 
   /** Reads into bytes[offset, offset + length): bytes read, 0 at EOF, or a negative errno (-11 EAGAIN), as net.read. */
   read(fd: number, offset = 0, length?: number): number {
-    return this.#transfer(this.#read, fd, offset, length);
+    length = this.#checked(fd, offset, length);
+    try {
+      return fixedRead(this.#memory, fd, offset, length);
+    } catch (err) {
+      throw this.#refused(err);
+    }
   }
 
   /** Writes bytes[offset, offset + length): bytes written, or a negative errno (-11 EAGAIN), as net.write. */
   write(fd: number, offset = 0, length?: number): number {
-    return this.#transfer(this.#write, fd, offset, length);
+    length = this.#checked(fd, offset, length);
+    try {
+      return fixedWrite(this.#memory, fd, offset, length);
+    } catch (err) {
+      throw this.#refused(err);
+    }
   }
 
-  #transfer(op: FixedTransfer, fd: number, offset: number, length: number | undefined): number {
+  /** The length to move, once fd, offset and length are known to be in range. */
+  #checked(fd: number, offset: number, length: number | undefined): number {
     // Number.isInteger first: it never converts, so no valueOf of a bad argument ever runs.
     if (!(Number.isInteger(fd) && fd >= 0 && fd <= INT32_MAX)) throw badFd(fd);
     if (!(Number.isInteger(offset) && offset >= 0 && offset <= this.size)) throw badOffset(offset, this.size);
-    if (length === undefined) length = this.size - offset;
-    else if (!(Number.isInteger(length) && length >= 0 && length <= this.size - offset)) throw badLength(length, offset, this.size);
-    return op(fd, offset, length);
+    if (length === undefined) return this.size - offset;
+    if (!(Number.isInteger(length) && length >= 0 && length <= this.size - offset)) throw badLength(length, offset, this.size);
+    return length;
+  }
+
+  /** What the arguments checked above leave the native side to refuse: detached memory. */
+  #refused(err: unknown): unknown {
+    if (this.#memory.byteLength !== this.size) {
+      return invalidArg("this FixedBuffer's memory was detached (transferred to another ArrayBuffer): it can no longer read or write");
+    }
+    return err;
   }
 }
 

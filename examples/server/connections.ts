@@ -14,8 +14,8 @@ const EAGAIN = -11;
 
 // One input and one output buffer per worker: a connection borrows them for one callback; what
 // must outlive it (a head split across reads, bytes the socket would not take) is copied out.
-// Both are FixedBuffers (registered memory: a read or write passes numbers only, the native side
-// already knows the memory), seen as Buffers for parsing and copying.
+// Both are FixedBuffers (registered memory: a read or write hands the native side an ArrayBuffer
+// and numbers, no Uint8Array to look into), seen as Buffers for parsing and copying.
 const inputIo = new net.FixedBuffer(64 * 1024);
 const outputIo = new net.FixedBuffer(64 * 1024);
 const input = Buffer.from(inputIo.bytes.buffer, inputIo.bytes.byteOffset, inputIo.size);
