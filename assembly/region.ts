@@ -26,3 +26,17 @@ export function grownCapacity(current: i32, needed: i32, minimum: i32): i32 {
   while (c < needed) c <<= 1;
   return c;
 }
+
+/**
+ * Appends a new chunk of `bytes` (64-byte aligned, not zeroed) to a directory of `chunks`
+ * chunk addresses at `directory`; returns the directory, which moves when it grows. Its
+ * capacity is implied by `chunks`: 16 addresses, doubling when full.
+ */
+export function appendChunk(directory: usize, chunks: i32, bytes: usize): usize {
+  if (chunks == 0 || (chunks >= 16 && (chunks & (chunks - 1)) == 0)) {
+    const next = grownCapacity(chunks, chunks + 1, 16);
+    directory = regrow(directory, <usize>chunks << alignof<usize>(), <usize>next << alignof<usize>(), false);
+  }
+  store<usize>(directory + (<usize>chunks << alignof<usize>()), allocAligned(bytes, 64));
+  return directory;
+}

@@ -31,7 +31,7 @@
 // watch(), HEAP_POS by schedule(), FREQUENCY by timerAdd()/timerReschedule() for PERSIST
 // timers (the only ones that read it).
 
-import { regrow, grownCapacity, allocAligned } from './region';
+import { regrow, grownCapacity, allocAligned, appendChunk } from './region';
 import { SHARED, SHARED_LIVE } from './dispatch';
 
 export const KIND_FREE: i32 = 0;
@@ -51,7 +51,6 @@ const FIRST: i32 = 64; // the first chunk's first capacity
 const SLOT_BYTES: usize = 28; // 16 record + 4 HEAP_POS + 8 FREQUENCY
 
 let directory: usize = 0; // usize chunk addresses
-let directoryCap: i32 = 0;
 let chunks: i32 = 0;
 let capacity: i32 = 0; // slots in all chunks
 let used: i32 = 0; // slots ever handed out: [0, used) have been initialised
@@ -118,15 +117,9 @@ function growSlots(): void {
     capacity <<= 1;
     return;
   }
-  if (chunks == directoryCap) {
-    const next = grownCapacity(directoryCap, chunks + 1, 16);
-    directory = regrow(directory, <usize>chunks << alignof<usize>(), <usize>next << alignof<usize>(), false);
-    directoryCap = next;
-  }
   const slots = chunks == 0 ? FIRST : CHUNK;
   if (chunks == 0) setOffsets(<usize>FIRST);
-  store<usize>(directory + (<usize>chunks << alignof<usize>()), allocAligned(<usize>slots * SLOT_BYTES, 64));
-  chunks++;
+  directory = appendChunk(directory, chunks++, <usize>slots * SLOT_BYTES);
   capacity += slots;
 }
 

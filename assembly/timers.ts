@@ -31,7 +31,7 @@
 // full-size; after that, growing adds a chunk and copies nothing. Chunk memory is not assumed
 // zero: every position is written before it is read.
 
-import { regrow, grownCapacity, allocAligned } from './region';
+import { allocAligned, appendChunk } from './region';
 import { setSlotHeapPos, slotFrequency } from './slots';
 import { SHARED, SHARED_EARLIEST } from './dispatch';
 
@@ -43,7 +43,6 @@ const FIRST: i32 = 64; // the first chunk's first capacity: a multiple of 16 (gr
 const SEQ_SENTINEL: u32 = 0xffffffff;
 
 let directory: usize = 0; // usize chunk addresses
-let directoryCap: i32 = 0;
 let chunks: i32 = 0;
 let capacity: i32 = 0; // positions in all chunks
 let size: i32 = 0;
@@ -110,14 +109,8 @@ function grow(): void {
     capacity <<= 1;
     return;
   }
-  if (chunks == directoryCap) {
-    const next = grownCapacity(directoryCap, chunks + 1, 16);
-    directory = regrow(directory, <usize>chunks << alignof<usize>(), <usize>next << alignof<usize>(), false);
-    directoryCap = next;
-  }
   const positions = chunks == 0 ? FIRST : CHUNK;
-  store<usize>(directory + (<usize>chunks << alignof<usize>()), allocAligned(<usize>positions << 4, 64));
-  chunks++;
+  directory = appendChunk(directory, chunks++, <usize>positions << 4);
   capacity += positions;
 }
 
