@@ -61,6 +61,16 @@ napi_value RawInt32(napi_env env, int32_t v) {
   return out;
 }
 
+// One read(2) or write(2) of `count` bytes at `data`, retried on EINTR: bytes moved (0 at EOF)
+// or -errno, as a Smi. A pipe's EPIPE on write also raises SIGPIPE, which Node ignores. Linux
+// moves at most 0x7ffff000 bytes a call: the count fits an int32.
+napi_value MoveBytes(napi_env env, bool writing, int fd, uint8_t* data, size_t count) {
+  ssize_t n;
+  do n = writing ? write(fd, data, count) : read(fd, data, count);
+  while (n < 0 && errno == EINTR);
+  return RawInt32(env, n < 0 ? -errno : static_cast<int32_t>(n));
+}
+
 // read(fd, buffer, offset = 0, length = rest) -> bytes | 0 at EOF | -errno (EAGAIN included)
 // write(fd, buffer, offset = 0, length = rest) -> bytes | -errno (EAGAIN included)
 //
@@ -99,13 +109,7 @@ napi_value Transfer(napi_env env, napi_callback_info info, bool writing) {
     napi_throw_range_error(env, nullptr, "offset/length outside the buffer");
     return nullptr;
   }
-  uint8_t* data = static_cast<uint8_t*>(p) + offset;
-  ssize_t n;
-  // A pipe's EPIPE on write also raises SIGPIPE, which Node ignores. Linux moves at most
-  // 0x7ffff000 bytes a call: n fits an int32.
-  do n = writing ? write(fd, data, static_cast<size_t>(count)) : read(fd, data, static_cast<size_t>(count));
-  while (n < 0 && errno == EINTR);
-  return RawInt32(env, n < 0 ? -errno : static_cast<int32_t>(n));
+  return MoveBytes(env, writing, fd, static_cast<uint8_t*>(p) + offset, static_cast<size_t>(count));
 }
 
 napi_value Read(napi_env env, napi_callback_info info) { return Transfer(env, info, false); }
@@ -166,11 +170,7 @@ napi_value FixedTransfer(napi_env env, napi_callback_info info) {
     napi_throw_range_error(env, nullptr, "offset/length outside the buffer");
     return nullptr;
   }
-  uint8_t* data = static_cast<uint8_t*>(p) + offset;
-  ssize_t n;
-  do n = writing ? write(fd, data, static_cast<size_t>(count)) : read(fd, data, static_cast<size_t>(count));
-  while (n < 0 && errno == EINTR);
-  return RawInt32(env, n < 0 ? -errno : static_cast<int32_t>(n));
+  return MoveBytes(env, writing, fd, static_cast<uint8_t*>(p) + offset, static_cast<size_t>(count));
 }
 
 napi_value FixedBuffer(napi_env env, napi_callback_info info) {
