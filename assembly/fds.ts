@@ -16,7 +16,7 @@
 import { regrow, grownCapacity } from './region';
 import { EV_EDGE, EV_EXCLUSIVE, RW, OP_NONE, OP_ADD, OP_MODIFY, OP_REMOVE } from './constants';
 import {
-  allocSlot, allocatedRecord, retireSlot, retireRecord, slotRecord, KIND_FD, slotInterest, slotNext, setSlotNext, NEXT, FD,
+  allocSlot, retireSlot, retireRecord, slotRecord, KIND_FD, slotInterest, slotNext, setSlotNext, NEXT, FD,
 } from './slots';
 
 // fd record layout (bytes)
@@ -70,7 +70,7 @@ export function watch(fd: i32, interest: i32): i32 {
     capacity = next;
   }
   const slot = allocSlot(KIND_FD, interest);
-  const record = allocatedRecord;
+  const record = slotRecord(slot);
   store<i32>(record + NEXT, 0);
   store<i32>(record + FD, fd);
   const rec = at(fd);

@@ -123,9 +123,6 @@ function growSlots(): void {
   capacity += slots;
 }
 
-/** slotRecord() of the slot allocSlot returned last. */
-export let allocatedRecord: usize = 0;
-
 /** A new live slot of `kind`; returns it. Only STATE is written (see the storage note). */
 // @ts-ignore: decorator
 @inline export function allocSlot(kind: i32, interest: i32): i32 {
@@ -140,7 +137,6 @@ export let allocatedRecord: usize = 0;
   const record = slotRecord(slot);
   store<i32>(record + STATE, kind << 8 | interest);
   store<i32>(SHARED, ++liveCount, SHARED_LIVE);
-  allocatedRecord = record;
   return slot;
 }
 
