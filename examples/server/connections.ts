@@ -63,6 +63,12 @@ export interface ConnectionsOptions {
 export class Connections {
   /** Requests answered (errors included). */
   served = 0;
+  /**
+   * Connections the sweep closed while idle, over the worker's life (the idle timeout, or quiet
+   * for a tick during a graceful stop). Each close can cross a client's next request on the
+   * wire, which a careful client then sends again; a graceful stop reports the count.
+   */
+  closedIdle = 0;
   readonly loop: EventLoop;
   readonly tickMs: number;
   #idleTicks: number;
@@ -98,10 +104,12 @@ export class Connections {
     if (this.#all.size === 0) this.#drained();
   }
 
-  /** Closes every connection now and stops the clock (immediate stop, or the graceful deadline). */
-  closeAll(): void {
+  /** Closes every connection now and stops the clock (immediate stop, or the graceful deadline); returns how many were open. */
+  closeAll(): number {
+    const open = this.#all.size;
     for (const c of this.#all) this.#close(c);
     this.#clock.del();
+    return open;
   }
 
   /** @internal */
@@ -248,8 +256,12 @@ export class Connections {
     for (const c of this.#all) {
       // `silent` ticks since the last read: >= 2 means quiet for at least one whole tick.
       const silent = tick - c.lastTick;
-      if (silent > this.#idleTicks) this.#close(c);
-      else if (silent >= 2 && (c.lingering || (stopping && this.#betweenRequests(c)))) this.#close(c);
+      if (silent >= 2 && c.lingering) {
+        this.#close(c);
+      } else if (silent > this.#idleTicks || (silent >= 2 && stopping && this.#betweenRequests(c))) {
+        this.closedIdle++;
+        this.#close(c);
+      }
     }
   }
 }

@@ -88,6 +88,8 @@ export function runMaster(options: MasterOptions): void {
         const count = Number(line.slice(7));
         served += count - w.served;
         w.served = count;
+      } else if (line.startsWith('drained: ')) {
+        log(`worker ${w.pid} ${line}`); // how its graceful stop went: connections closed idle, and cut off at the deadline
       }
     }
     if (ended && w.controlEvent) {

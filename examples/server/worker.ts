@@ -36,8 +36,10 @@ export function runWorker(options: WorkerOptions): never {
   loop.timer(EV.PERSIST, report).add(1000);
 
   let stopping = false;
-  const finish = () => {
+  /** The end of a graceful stop; `cut` connections were still open at the deadline. */
+  const finish = (cut: number) => {
     report();
+    tell(`drained: ${connections.closedIdle} closed idle, ${cut} cut off`);
     loop.stop();
   };
   const stopGracefully = () => {
@@ -48,8 +50,8 @@ export function runWorker(options: WorkerOptions): never {
     acceptor.acceptPending();
     acceptor.close();
     net.close(LISTEN_FD); // the master's and the other workers' copies keep the port open
-    loop.timer(0, () => { connections.closeAll(); finish(); }).add(options.graceMs);
-    connections.drain(finish);
+    loop.timer(0, () => finish(connections.closeAll())).add(options.graceMs);
+    connections.drain(() => finish(0));
   };
 
   loop.signal('SIGTERM', stopGracefully);
