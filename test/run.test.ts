@@ -39,7 +39,7 @@ test('runOnce() with nothing registered and no timeout returns 0 at once', async
   const loop = newLoop();
   const start = performance.now();
   assert.is(loop.runOnce(), 0);
-  assert.ok(performance.now() - start < 100);
+  assert.ok(performance.now() - start < 500, 'returned at once'); // roomy: a shared CPU stalls
   loop.close();
 });
 

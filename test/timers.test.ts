@@ -135,7 +135,7 @@ test('adding a pending timer again reschedules it', async () => {
   assert.ok(t.pending);
   await iterateUntil(loop, () => fires === 1);
   const took = performance.now() - start;
-  assert.ok(took < 1000, `rescheduled to 10 ms, fired after ${took} ms`);
+  assert.ok(took < 5000, `rescheduled to 10 ms, fired after ${took} ms`); // not after the 10 s first asked
   assert.is(t.pending, false);
   assert.is(await iterate(loop, 30), 0, 'rescheduling did not leave a second copy behind');
   loop.close();
@@ -166,7 +166,7 @@ test('timeouts honour the nearest timer: runOnce() returns when it is due', asyn
   const took = performance.now() - start;
   assert.is(n, 1);
   assert.is(fired, 1);
-  assert.ok(took >= 19.9 && took < 500, `waited ${took} ms for a 20 ms timer`);
+  assert.ok(took >= 19.9 && took < 1000, `waited ${took} ms for a 20 ms timer`);
   loop.close();
 });
 
