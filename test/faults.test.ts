@@ -12,7 +12,7 @@ import http from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { MODE, sleep } from './helpers.js';
-import { Server, gone, keepRequesting } from './server-helpers.js';
+import { Server, gone, keepRequesting, until } from './server-helpers.js';
 
 /** A process's open fd count. */
 function fdCount(pid: number): number {
@@ -33,7 +33,7 @@ function clientPortsOf(pid: number, port: number): Set<number> {
   const ports = new Set<number>();
   for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
     const f = line.trim().split(/\s+/);
-    if (f.length < 10 || !inodes.has(f[9])) continue;
+    if (f.length < 10 || !inodes.has(f[9]) || f[3] === '0A') continue; // not the listener (TCP_LISTEN)
     const local = parseInt(f[1].split(':')[1], 16);
     if (local === port) ports.add(parseInt(f[2].split(':')[1], 16));
   }
@@ -84,18 +84,30 @@ test.after(async () => {
 });
 
 test('a worker killed with SIGKILL under load: respawned; only requests on its own connections fail', async () => {
-  const client = load(server.port, 8);
-  await sleep(300); // every connection of the pool made and busy
+  const n = 8;
+  const client = load(server.port, n);
   const [victim, survivor] = server.workers();
-  const victimPorts = clientPortsOf(victim, server.port);
-  const survivorPorts = clientPortsOf(survivor, server.port);
-  const from = server.lines.length;
-  const okBefore = client.result.ok;
-  process.kill(victim, 'SIGKILL');
-  await server.waitFor(new RegExp(`^worker ${victim} died \\(signal SIGKILL\\); respawning in \\d+ ms$`), 5000, from);
-  const ready = await server.waitFor(/^worker (\d+) ready$/, 5000, from);
-  const okAtRespawn = client.result.ok;
-  await sleep(500);
+  let victimPorts = new Set<number>(), survivorPorts = new Set<number>();
+  let okBefore = 0, okAtRespawn = 0, ready: RegExpMatchArray;
+  try {
+    // Every connection of the pool made (each in one worker or the other) and the load going.
+    // Polled, not slept on: a stalled CI process may take longer than any fixed wait.
+    await until(`${n} connections and 50 answers`, () => {
+      victimPorts = clientPortsOf(victim, server.port);
+      survivorPorts = clientPortsOf(survivor, server.port);
+      return victimPorts.size + survivorPorts.size === n && client.result.ok > 50;
+    });
+    const from = server.lines.length;
+    okBefore = client.result.ok;
+    process.kill(victim, 'SIGKILL');
+    await server.waitFor(new RegExp(`^worker ${victim} died \\(signal SIGKILL\\); respawning in \\d+ ms$`), 5000, from);
+    ready = await server.waitFor(/^worker (\d+) ready$/, 5000, from);
+    okAtRespawn = client.result.ok;
+    await until('50 answers after the respawn', () => client.result.ok > okAtRespawn + 50).catch(() => {}); // asserted below
+  } catch (e) {
+    await client.stop(); // or its request loops would outlive the test, and keep the run from ending
+    throw e;
+  }
   const { ok, failures } = await client.stop();
   const failed = failures.map((f) => f.port);
   process.stdout.write(`  ${okBefore} answers before the kill, ${ok - okBefore} after; ${failures.length} failed on ${victimPorts.size} connections of the killed worker (${survivorPorts.size} on the other)\n`);

@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import http from 'node:http';
 import { connect } from 'node:net';
 import { MECHANISM, MODE, sleep } from './helpers.js';
-import { Server, running, allGone, keepRequesting } from './server-helpers.js';
+import { Server, running, allGone, keepRequesting, until } from './server-helpers.js';
 
 const IDLE_TIMEOUT_MS = 1000; // the server's sweep then ticks every 250 ms
 
@@ -42,15 +42,6 @@ function raw(port: number, payload: string | Buffer, limitMs = 3000): Promise<{ 
     s.on('end', () => { clearTimeout(timer); s.destroy(); resolve({ text, closed: true }); });
     s.on('error', (e) => { clearTimeout(timer); reject(e); });
   });
-}
-
-/** Polls `done` until it holds (or throws after `limitMs`). */
-async function until(what: string, done: () => boolean, limitMs = 5000): Promise<void> {
-  const end = Date.now() + limitMs;
-  while (!done()) {
-    if (Date.now() > end) throw new Error(`not within ${limitMs} ms: ${what}`);
-    await sleep(20);
-  }
 }
 
 const statuses = (text: string) => [...text.matchAll(/^HTTP\/1\.1 (\d{3})/gm)].map((m) => Number(m[1]));
