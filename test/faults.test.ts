@@ -11,8 +11,8 @@ import * as assert from 'uvu/assert';
 import http from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
-import { MODE, sleep } from './helpers.js';
-import { Server, gone, keepRequesting, until } from './server-helpers.js';
+import { MODE, sleep, until } from './helpers.js';
+import { Server, gone, keepRequesting } from './server-helpers.js';
 
 /** A process's open fd count. */
 function fdCount(pid: number): number {

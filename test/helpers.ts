@@ -109,6 +109,19 @@ export function openFds(): number[] {
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+/**
+ * Polls `done` on Node's timers until it holds (or throws after `limitMs`). For what must
+ * happen soon: a fixed sleep before an assertion fails whenever a shared CPU stalls this process
+ * (CI runs under ASan on two cores); a limit of seconds only fails if it never happens.
+ */
+export async function until(what: string, done: () => boolean, limitMs = 5000): Promise<void> {
+  const end = Date.now() + limitMs;
+  while (!done()) {
+    if (Date.now() > end) throw new Error(`not within ${limitMs} ms: ${what}`);
+    await sleep(10);
+  }
+}
+
 /** Runs iterations until `done()` or `limitMs` passes; returns the iterations made. */
 export async function iterateUntil(loop: EventLoop, done: () => boolean, limitMs = 2000): Promise<number> {
   const end = performance.now() + limitMs;

@@ -2,7 +2,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { EV } from '../src/index.js';
-import { newLoop, pipe, writeByte, drain, closeAll, sleep, throwsCode, runChild } from './helpers.js';
+import { newLoop, pipe, writeByte, drain, closeAll, sleep, until, throwsCode, runChild } from './helpers.js';
 
 test.after.each(closeAll);
 
@@ -17,7 +17,7 @@ test('Node timers and I/O keep running while evpoll dispatches', async () => {
   const iv = setInterval(() => nodeTicks++, 5);
   loop.start();
   assert.ok(loop.started);
-  await sleep(120);
+  await until('5 reads and 5 ticks of Node\'s interval', () => reads >= 5 && nodeTicks >= 5);
   clearInterval(iv);
   loop.stop();
   assert.not.ok(loop.started);
@@ -41,7 +41,7 @@ test('a level-triggered fd left ready does not spin: one callback per handled ba
   let nodeTicks = 0;
   const iv = setInterval(() => nodeTicks++, 2);
   loop.start();
-  await sleep(100);
+  await until('the ready fd dispatched and 10 ticks of Node\'s interval', () => calls > 0 && nodeTicks >= 10);
   loop.stop();
   clearInterval(iv);
   assert.ok(calls > 0, 'the ready fd was dispatched');
@@ -56,7 +56,7 @@ test('registrations made while started are seen: add, del, and timers reschedule
   let reads = 0;
   const ev = loop.event(r, EV.READ, () => { reads++; drain(r); }).add();
   writeByte(w);
-  await sleep(30);
+  await until('the read', () => reads > 0);
   assert.is(reads, 1);
   ev.del();
   writeByte(w);
@@ -65,7 +65,7 @@ test('registrations made while started are seen: add, del, and timers reschedule
   let fired = 0;
   const t = loop.timer(0, () => fired++).add(10_000);
   t.add(5); // earlier than the Node timer already armed
-  await sleep(60);
+  await until('the rescheduled timer (long before the 10 s first asked)', () => fired > 0);
   assert.is(fired, 1);
   loop.close();
   assert.not.ok(loop.started);
@@ -79,7 +79,7 @@ test('a callback that throws is emitted as error when the loop has listeners; th
   loop.timer(0, () => { ran.push('a'); throw new Error('boom'); }).add(0);
   loop.timer(0, () => ran.push('b')).add(0);
   loop.start();
-  await sleep(30);
+  await until('the error', () => errors.length > 0 && ran.length === 2);
   assert.is(errors.length, 1);
   assert.match(String(errors[0]), /boom/);
   assert.equal(ran, ['a', 'b']);
@@ -119,7 +119,8 @@ test('promise jobs and nextTicks queued by a callback run before the next batch'
     if (order.filter((x) => x === 'cb').length === 2) t.del();
   }).add(2);
   loop.start();
-  await sleep(40);
+  await until('two batches', () => order.length >= 6);
+  await sleep(10); // room for a third, which would be wrong (the second deleted the timer)
   loop.close();
   assert.equal(order, ['cb', 'tick', 'micro', 'cb', 'tick', 'micro']);
 });
@@ -203,9 +204,9 @@ test('stop() then start() from a callback re-attaches: the rest of the batch and
     }
   }).add(5);
   loop.start();
-  await sleep(60);
+  await until('the restart', () => restarted > 0);
   writeByte(w);
-  await sleep(40);
+  await until('the read and two more ticks', () => reads > 0 && ticks.length >= 3);
   assert.is(restarted, 1);
   assert.ok(loop.started);
   assert.ok(ticks.length >= 3, `the persistent timer went on firing after the restart (${ticks.length} times)`);

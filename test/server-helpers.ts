@@ -98,15 +98,6 @@ export function gone(pid: number): boolean {
   }
 }
 
-/** Polls `done` until it holds (or throws after `limitMs`). */
-export async function until(what: string, done: () => boolean, limitMs = 5000): Promise<void> {
-  const end = Date.now() + limitMs;
-  while (!done()) {
-    if (Date.now() > end) throw new Error(`not within ${limitMs} ms: ${what}`);
-    await sleep(20);
-  }
-}
-
 export async function allGone(pids: Iterable<number>, limitMs = 3000): Promise<number[]> {
   const end = Date.now() + limitMs;
   let left = [...pids];

@@ -4,8 +4,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import http from 'node:http';
 import { connect } from 'node:net';
-import { MECHANISM, MODE, sleep } from './helpers.js';
-import { Server, running, allGone, keepRequesting, until } from './server-helpers.js';
+import { MECHANISM, MODE, sleep, until } from './helpers.js';
+import { Server, running, allGone, keepRequesting } from './server-helpers.js';
 
 const IDLE_TIMEOUT_MS = 1000; // the server's sweep then ticks every 250 ms
 
