@@ -1099,8 +1099,11 @@ test('a worker that exits with backends and their functions alive releases them'
       }
       globalThis.kept = kept;
       kept[0].wait(0, new ArrayBuffer(12), 0, 1);
+      // To be terminated, it must still be running when terminate() comes: nothing else keeps
+      // a worker alive here, and it would end on its own first if the parent were slow.
+      if (workerData.how === 'terminate') setInterval(() => {}, 60_000);
       parentPort.postMessage('ready');`,
-      { eval: true, workerData: { path, mechanism: MECHANISM } },
+      { eval: true, workerData: { path, mechanism: MECHANISM, how } },
     );
     const exited = new Promise<number>((resolve) => worker.once('exit', resolve));
     await new Promise((resolve) => worker.once('message', resolve));
