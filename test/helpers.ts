@@ -44,7 +44,18 @@ export async function iterate(loop: EventLoop, timeoutMs?: number, graceMs = STA
       total += ran;
       if (ran > 0) finish(() => resolve(total));
     });
-    if (timeoutMs !== undefined) timer = setTimeout(() => finish(() => resolve(total)), Math.max(timeoutMs, graceMs));
+    if (timeoutMs !== undefined) {
+      // At least that long on performance.now()'s clock, as runOnce(timeoutMs) waits: a Node
+      // timer counts from libuv's cached loop time, which lags by however long this turn has
+      // run, so it can fire that much early.
+      const deadline = performance.now() + Math.max(timeoutMs, graceMs);
+      const expire = () => {
+        const left = deadline - performance.now();
+        if (left > 0) timer = setTimeout(expire, Math.ceil(left));
+        else finish(() => resolve(total));
+      };
+      timer = setTimeout(expire, Math.max(timeoutMs, graceMs));
+    }
     loop.start();
   });
 }
