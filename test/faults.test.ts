@@ -5,14 +5,16 @@
 // acceptor.test.ts, a burst of 10,000 signals in signals.test.ts.
 //
 // The server drives both modes itself (master: start(), workers: run()), so this file runs
-// once per mechanism, in the run pass only.
-import { test } from 'uvu';
+// once per mechanism, in the run pass only: a suite of its own (see server.test.ts's end).
+import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import http from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { MODE, sleep, until } from './helpers.js';
 import { Server, gone, keepRequesting } from './server-helpers.js';
+
+const test = suite('faults');
 
 /** A process's open fd count. */
 function fdCount(pid: number): number {
