@@ -285,6 +285,28 @@ test('SIGQUIT stops master and workers at once', async () => {
   assert.equal(await allGone(quick.pids), []);
 });
 
+test('a graceful stop cuts off what is still open at --grace-timeout, and says so', async () => {
+  const slow = await Server.start('--workers', '1', '--idle-timeout', '60000', '--grace-timeout', '300');
+  await until('1 worker ready', () => slow.workers().length === 1);
+  const [worker] = slow.workers();
+  // Half a request head never completed: not between requests, and the idle timeout is a
+  // minute away, so only the deadline closes it (accepted already, or by the stop's last accept).
+  const s = connect(slow.port, '127.0.0.1');
+  s.on('error', () => {});
+  const closed = new Promise((resolve) => s.on('close', resolve));
+  await new Promise((r) => s.once('connect', r));
+  s.write('GET / HTTP/1.1\r\nHo');
+  const start = performance.now();
+  slow.kill('SIGTERM');
+  const drained = await slow.waitFor(new RegExp(`^worker ${worker} drained: (\\d+) closed idle, (\\d+) cut off$`), 5000);
+  assert.equal([drained[1], drained[2]], ['0', '1'], drained[0]);
+  await closed;
+  const after = performance.now() - start;
+  assert.ok(after >= 300, `closed ${after} ms after the signal`);
+  assert.equal(await slow.exited, { code: 0, signal: null });
+  assert.equal(await allGone(slow.pids), []);
+});
+
 test('workers whose master was killed stop on their own', async () => {
   const orphaned = await Server.start('--workers', '2');
   await until('2 workers ready', () => orphaned.workers().length === 2);

@@ -107,6 +107,7 @@ export class Connections {
   /** Closes every connection now and stops the clock (immediate stop, or the graceful deadline); returns how many were open. */
   closeAll(): number {
     const open = this.#all.size;
+    this.#onDrained = null; // cut off, not drained: the caller says what happens next
     for (const c of this.#all) this.#close(c);
     this.#clock.del();
     return open;

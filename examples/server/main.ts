@@ -17,14 +17,13 @@ Options:
   --workers N             worker processes (default: available CPUs)
   --mechanism NAME        epoll, poll or select (default: EVPOLL_MECHANISM, else the best)
   --idle-timeout MS       close keep-alive connections idle this long (default 15000)
+  --grace-timeout MS      a graceful stop closes what a worker still has open after this
+                          long (default 10000; FPM's process_control_timeout)
   --status-interval MS    how often the master prints a status line (default 5000)
   --help                  this text
 
 Signals to the master: SIGTERM/SIGINT stop gracefully, SIGQUIT stops at once,
 SIGUSR2 replaces the workers one by one without refusing a connection.`;
-
-/** A graceful stop closes whatever a worker still has open after this long. */
-const GRACE_MS = 10_000;
 
 function fail(message: string): never {
   console.error(`${message}\n\n${USAGE}`);
@@ -47,6 +46,7 @@ try {
       workers: { type: 'string' },
       mechanism: { type: 'string' },
       'idle-timeout': { type: 'string' },
+      'grace-timeout': { type: 'string' },
       'status-interval': { type: 'string' },
       help: { type: 'boolean' },
       worker: { type: 'boolean' }, // internal: how the master starts a worker
@@ -62,12 +62,13 @@ if (parsed.help) {
 }
 
 const idleTimeoutMs = integer('idle-timeout', parsed['idle-timeout'], 15_000, 1, 86_400_000);
+const graceMs = integer('grace-timeout', parsed['grace-timeout'], 10_000, 1, 86_400_000);
 const mechanism = parsed.mechanism;
 
 if (parsed.worker) {
-  runWorker({ mechanism, idleTimeoutMs, graceMs: GRACE_MS });
+  runWorker({ mechanism, idleTimeoutMs, graceMs });
 } else {
-  const workerCommand = [fileURLToPath(import.meta.url), '--worker', '--idle-timeout', String(idleTimeoutMs)];
+  const workerCommand = [fileURLToPath(import.meta.url), '--worker', '--idle-timeout', String(idleTimeoutMs), '--grace-timeout', String(graceMs)];
   try {
     runMaster({
       host: parsed.host ?? '127.0.0.1',
@@ -75,7 +76,7 @@ if (parsed.worker) {
       workers: integer('workers', parsed.workers, availableParallelism(), 1, 1024),
       mechanism,
       statusIntervalMs: integer('status-interval', parsed['status-interval'], 5000, 10, 86_400_000),
-      graceMs: GRACE_MS,
+      graceMs,
       workerCommand,
     });
   } catch (e) {
