@@ -12,7 +12,7 @@ import http from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { MODE, sleep, until } from './helpers.js';
-import { Server, gone, keepRequesting } from './server-helpers.js';
+import { Server, gone, keepRequesting, stopLoads } from './server-helpers.js';
 
 const test = suite('faults');
 
@@ -82,6 +82,7 @@ test.before(async () => {
 });
 
 test.after(async () => {
+  await stopLoads();
   if (server) await server.stop();
 });
 
@@ -90,31 +91,25 @@ test('a worker killed with SIGKILL under load: respawned; only requests on its o
   const client = load(server.port, n);
   let [victim, survivor] = server.workers();
   let victimPorts = new Set<number>(), survivorPorts = new Set<number>();
-  let okBefore = 0, okAtRespawn = 0, ready: RegExpMatchArray;
-  try {
-    // Every connection of the pool made (each in one worker or the other) and the load going.
-    // Polled, not slept on: a stalled CI process may take longer than any fixed wait.
-    await until(`${n} connections and 50 answers`, () => {
-      victimPorts = clientPortsOf(victim, server.port);
-      survivorPorts = clientPortsOf(survivor, server.port);
-      return victimPorts.size + survivorPorts.size === n && client.result.ok > 50;
-    });
-    // The victim is the worker holding more of them: with EXCLUSIVE, one worker may hold all.
-    if (victimPorts.size < survivorPorts.size) {
-      [victim, survivor] = [survivor, victim];
-      [victimPorts, survivorPorts] = [survivorPorts, victimPorts];
-    }
-    const from = server.lines.length;
-    okBefore = client.result.ok;
-    process.kill(victim, 'SIGKILL');
-    await server.waitFor(new RegExp(`^worker ${victim} died \\(signal SIGKILL\\); respawning in \\d+ ms$`), 5000, from);
-    ready = await server.waitFor(/^worker (\d+) ready$/, 5000, from);
-    okAtRespawn = client.result.ok;
-    await until('50 answers after the respawn', () => client.result.ok > okAtRespawn + 50).catch(() => {}); // asserted below
-  } catch (e) {
-    await client.stop(); // or its request loops would outlive the test, and keep the run from ending
-    throw e;
+  // Every connection of the pool made (each in one worker or the other) and the load going.
+  // Polled, not slept on: a stalled CI process may take longer than any fixed wait.
+  await until(`${n} connections and 50 answers`, () => {
+    victimPorts = clientPortsOf(victim, server.port);
+    survivorPorts = clientPortsOf(survivor, server.port);
+    return victimPorts.size + survivorPorts.size === n && client.result.ok > 50;
+  });
+  // The victim is the worker holding more of them: with EXCLUSIVE, one worker may hold all.
+  if (victimPorts.size < survivorPorts.size) {
+    [victim, survivor] = [survivor, victim];
+    [victimPorts, survivorPorts] = [survivorPorts, victimPorts];
   }
+  const from = server.lines.length;
+  const okBefore = client.result.ok;
+  process.kill(victim, 'SIGKILL');
+  await server.waitFor(new RegExp(`^worker ${victim} died \\(signal SIGKILL\\); respawning in \\d+ ms$`), 5000, from);
+  const ready = await server.waitFor(/^worker (\d+) ready$/, 5000, from);
+  const okAtRespawn = client.result.ok;
+  await until('50 answers after the respawn', () => client.result.ok > okAtRespawn + 50).catch(() => {}); // asserted below
   const { ok, failures } = await client.stop();
   const failed = failures.map((f) => f.port);
   process.stdout.write(`  ${okBefore} answers before the kill, ${ok - okBefore} after; ${failures.length} failed on ${victimPorts.size} connections of the killed worker (${survivorPorts.size} on the other)\n`);

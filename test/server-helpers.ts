@@ -105,6 +105,17 @@ export async function allGone(pids: Iterable<number>, limitMs = 3000): Promise<n
   return left;
 }
 
+/** The stop() of every load still running: a test that fails before it stops its load leaves it here. */
+const loads = new Set<() => Promise<unknown>>();
+
+/**
+ * Stops every load still running. A file's `after` hook calls it first: a load left running
+ * would go on requesting from a server that is gone, and the run would never end.
+ */
+export async function stopLoads(): Promise<void> {
+  await Promise.all([...loads].map((stop) => stop()));
+}
+
 /**
  * Load for the end-to-end tests: `n` loops, each calling `one(agent)` over a shared keep-alive
  * agent until stop(); stop() resolves with `result` once every loop's last request is done.
@@ -115,13 +126,16 @@ export function keepRequesting<R>(n: number, result: R, one: (agent: http.Agent)
   const loops = Array.from({ length: n }, async () => {
     while (!stopping) await one(agent);
   });
+  const stop = async (): Promise<R> => {
+    stopping = true;
+    loads.delete(stop);
+    await Promise.all(loops);
+    agent.destroy();
+    return result;
+  };
+  loads.add(stop);
   return {
     result,
-    async stop(): Promise<R> {
-      stopping = true;
-      await Promise.all(loops);
-      agent.destroy();
-      return result;
-    },
+    stop,
   };
 }

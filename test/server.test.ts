@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import http from 'node:http';
 import { connect } from 'node:net';
 import { MECHANISM, MODE, sleep, until } from './helpers.js';
-import { Server, running, allGone, keepRequesting } from './server-helpers.js';
+import { Server, running, allGone, keepRequesting, stopLoads } from './server-helpers.js';
 
 const test = suite('server');
 
@@ -61,6 +61,7 @@ test.before(async () => {
 });
 
 test.after(async () => {
+  await stopLoads();
   for (const s of running) if (s.child.exitCode === null && s.child.signalCode === null) s.kill('SIGKILL');
   await allGone([...running].flatMap((s) => [...s.pids]));
 });
