@@ -319,12 +319,17 @@ test('many FixedBuffers made and dropped: the bytes come back, RSS stays flat', 
   const base = await quiesce();
   const [r, w] = socketpair();
   const size = 64 * 1024;
+  // The allocator may keep what was once alive at the same time (how many depends on how soon
+  // V8 runs the finalizers), so RSS is bounded by that peak, not by a constant. A buffer that
+  // is counted free but never returned would grow RSS by the 1.25 GiB churned.
+  let peak = 0;
   const churn = async (n: number) => {
     for (let k = 0; k < n; k++) {
       const io = new net.FixedBuffer(size);
       io.bytes.fill(k & 0xff); // touch every page
       io.write(w, 0, 1);
       io.read(r, size - 1, 1);
+      peak = Math.max(peak, raw.fixedBytes() - base);
       if (k % 500 === 499) {
         gc();
         await new Promise((resolve) => setImmediate(resolve));
@@ -338,9 +343,9 @@ test('many FixedBuffers made and dropped: the bytes come back, RSS stays flat', 
   const left = await churn(20_000); // 1.25 GiB if none were freed
   gc();
   const end = process.memoryUsage().rss;
-  report(`20,000 FixedBuffers of 64 KiB: rss ${(warm / MiB).toFixed(1)} -> ${(end / MiB).toFixed(1)} MiB, ${left - base} bytes still held`);
+  report(`20,000 FixedBuffers of 64 KiB: rss ${(warm / MiB).toFixed(1)} -> ${(end / MiB).toFixed(1)} MiB, at most ${(peak / MiB).toFixed(1)} MiB held at once, ${left - base} bytes still held`);
   assert.is(left - base, 0, 'every buffer freed');
-  if (RSS_BOUNDED) assert.ok(end - warm < 48 * MiB, `RSS grew by ${((end - warm) / MiB).toFixed(1)} MiB`);
+  if (RSS_BOUNDED) assert.ok(end - warm < peak + 32 * MiB, `RSS grew by ${((end - warm) / MiB).toFixed(1)} MiB`);
 });
 
 test('a worker_thread that exits with FixedBuffers alive frees them (env teardown)', async () => {
