@@ -9,7 +9,7 @@ import { regrow, grownCapacity } from './region';
 import { EV_TIMEOUT, EV_ERROR, EV_PERSIST, RW, REV_HUP, REV_INVALID } from './constants';
 import { recycleRetired, retireRecord, slotRecord, slotInterest, slotNext, STATE } from './slots';
 import { fdCapacity, fdGen, fdHead, forgetFd } from './fds';
-import { popDue, reschedulePopped, publishTimers } from './timers';
+import { popDue, reschedulePopped, publishTimers, scheduledCount, takeDue } from './timers';
 
 const RECORD: usize = 12; // int32 fd, uint32 generation, int32 revents: written by native
 const ENTRY: usize = 8; // int32 slot, int32 which
@@ -80,6 +80,17 @@ function append(slot: i32, which: i32): void {
   listLen++;
 }
 
+let bulkMin: i32 = 1024;
+
+/** Testing only: from how many due timers collect() may take the rest at once. */
+export function setBulkMin(n: i32): void {
+  bulkMin = max(n, 1);
+}
+
+function appendTimer(slot: i32): void {
+  append(slot, EV_TIMEOUT);
+}
+
 /** Builds the dispatch list from `count` ready records and the timers due at `now`. */
 export function collect(now: f64, count: i32): i32 {
   recycleRetired(); // the previous list has been walked: its retired slots may be reused
@@ -100,7 +111,18 @@ export function collect(now: f64, count: i32): i32 {
     if (revents & REV_INVALID) forgetFd(fd);
   }
   const firstTimer = listLen;
-  for (let slot = popDue(now); slot >= 0; slot = popDue(now)) append(slot, EV_TIMEOUT);
+  // Pop one by one; once the due timers are seen to be a sixteenth of the heap (and at least
+  // BULK_MIN), take the rest in one pass (timers.ts, takeDue), which costs O(heap) once instead
+  // of a walk down the heap per timer: a backlog after a stall drains at the speed of a sort.
+  const bulkAfter = max(bulkMin, scheduledCount() >> 4);
+  let popped = 0;
+  for (let slot = popDue(now); slot >= 0; slot = popDue(now)) {
+    append(slot, EV_TIMEOUT);
+    if (++popped == bulkAfter) {
+      takeDue(now, appendTimer);
+      break;
+    }
+  }
   for (let k = firstTimer; k < listLen; k++) {
     const slot = load<i32>(list + <usize>k * ENTRY);
     const record = slotRecord(slot);

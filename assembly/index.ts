@@ -12,6 +12,7 @@ import { unwatchRecord, opKind, opFd, opInterest, opGen } from './fds';
 export { watch, unwatch } from './fds';
 export { setNextSequence } from './timers'; // testing only (test/core.test.ts): the sequence wrap
 export { collect, readyPtr, readyCapacity, growReady, dispatchPtr, sharedPtr } from './dispatch';
+export { setBulkMin } from './dispatch'; // testing only (test/core.test.ts): the backlog path on small heaps
 
 export function lastOpKind(): i32 { return opKind; }
 export function lastOpFd(): i32 { return opFd; }

@@ -2,7 +2,8 @@
 // retired stacks, per-fd watcher lists with generations, a 4-ary heap of timers whose 16-byte
 // entries carry their keys (deadline f64, sequence u32, slot i32) with positions in the slots,
 // sentinel-padded groups of four children and Floyd's pop (touching the next level's groups
-// ahead), watch() updating the fd's interest union from the new watcher alone, and collect()
+// ahead), a backlog taken at once (partition, introsort, Floyd's heapify), watch() updating
+// the fd's interest union from the new watcher alone, and collect()
 // building the dispatch list — over plain JS typed arrays, kept in bench/ only. If the
 // WebAssembly core is not at least as fast as this on an operation, the crossing or the layout
 // is costing more than WebAssembly saves.
@@ -27,6 +28,8 @@ const REV_HUP = 64;
 /** Heap position of the root; the children of p are 4p - 8 .. 4p - 5, its parent (p >> 2) + 2. */
 const ROOT = 3;
 const SEQ_SENTINEL = 0xffffffff;
+/** collect() pops one by one until this many, or a sixteenth of the heap, then takes the rest at once. */
+const BULK_MIN = 1024;
 
 function grow<T extends Int32Array | Float64Array>(a: T, needed: number): T {
   let c = Math.max(a.length, 64);
@@ -175,12 +178,98 @@ export class JsCore {
   /** Before the sequence would wrap: sort the entries (a sorted array is a heap), number them 0.. */
   #renumber(): void {
     const n = this.size;
-    const order = Array.from({ length: n }, (_, k) => ROOT + k);
-    order.sort((a, b) => this.hd[2 * a] - this.hd[2 * b] || this.hs[4 * a + 2] - this.hs[4 * b + 2]);
-    const d = order.map((p) => this.hd[2 * p]);
-    const slots = order.map((p) => this.hslot[4 * p + 3]);
-    for (let k = 0; k < n; k++) this.#write(ROOT + k, d[k], k, slots[k]);
+    this.#sort(ROOT, ROOT + n - 1);
+    for (let k = 0; k < n; k++) this.#write(ROOT + k, this.hd[2 * (ROOT + k)], k, this.hslot[4 * (ROOT + k) + 3]);
     this.nextSequence = n;
+  }
+
+  #before(p: number, q: number): boolean {
+    const dp = this.hd[2 * p], dq = this.hd[2 * q];
+    return dp < dq || (dp === dq && this.hs[4 * p + 2] < this.hs[4 * q + 2]);
+  }
+
+  #swap(p: number, q: number): void {
+    const hd = this.hd, hs = this.hs, hslot = this.hslot;
+    const d = hd[2 * p], s = hs[4 * p + 2], slot = hslot[4 * p + 3];
+    hd[2 * p] = hd[2 * q];
+    hs[4 * p + 2] = hs[4 * q + 2];
+    hslot[4 * p + 3] = hslot[4 * q + 3];
+    hd[2 * q] = d;
+    hs[4 * q + 2] = s;
+    hslot[4 * q + 3] = slot;
+  }
+
+  /** Positions lo..hi by (deadline, sequence): the core's introsort (timers.ts sortPositions). */
+  #sort(lo: number, hi: number): void {
+    const hd = this.hd, hs = this.hs;
+    let depth = 2 * (32 - Math.clz32(hi - lo + 1));
+    while (hi - lo > 16) {
+      if (depth-- === 0) {
+        this.#heapsort(lo, hi - lo + 1);
+        return;
+      }
+      const mid = lo + ((hi - lo) >> 1);
+      if (this.#before(mid, lo)) this.#swap(mid, lo);
+      if (this.#before(hi, lo)) this.#swap(hi, lo);
+      if (this.#before(hi, mid)) this.#swap(hi, mid);
+      const pd = hd[2 * mid], ps = hs[4 * mid + 2];
+      let i = lo - 1, j = hi + 1;
+      for (;;) {
+        do i++; while (hd[2 * i] < pd || (hd[2 * i] === pd && hs[4 * i + 2] < ps));
+        do j--; while (pd < hd[2 * j] || (pd === hd[2 * j] && ps < hs[4 * j + 2]));
+        if (i >= j) break;
+        this.#swap(i, j);
+      }
+      if (j - lo < hi - j) {
+        this.#sort(lo, j);
+        lo = j + 1;
+      } else {
+        this.#sort(j + 1, hi);
+        hi = j;
+      }
+    }
+    for (let k = lo + 1; k <= hi; k++) for (let m = k; m > lo && this.#before(m, m - 1); m--) this.#swap(m, m - 1);
+  }
+
+  #heapsort(base: number, n: number): void {
+    const sift = (i: number, n: number) => {
+      for (;;) {
+        let c = 2 * i + 1;
+        if (c >= n) return;
+        if (c + 1 < n && this.#before(base + c, base + c + 1)) c++;
+        if (!this.#before(base + i, base + c)) return;
+        this.#swap(base + i, base + c);
+        i = c;
+      }
+    };
+    for (let start = (n >> 1) - 1; start >= 0; start--) sift(start, n);
+    for (let end = n - 1; end > 0; end--) {
+      this.#swap(base, base + end);
+      sift(0, end);
+    }
+  }
+
+  /** Every timer due at `now`, at once, in order (timers.ts takeDue): partition, sort, rebuild. */
+  #takeDue(now: number): void {
+    const hd = this.hd;
+    if (this.size === 0 || hd[2 * ROOT] > now) return;
+    const last = this.size + 2;
+    let i = ROOT, j = last;
+    for (;;) {
+      while (i <= j && hd[2 * i] > now) i++;
+      while (i <= j && hd[2 * j] <= now) j--;
+      if (i >= j) break;
+      this.#swap(i, j);
+      i++;
+      j--;
+    }
+    this.#sort(i, last);
+    for (let p = i; p <= last; p++) this.#append(this.hslot[4 * p + 3], EV_TIMEOUT);
+    this.size = i - ROOT;
+    const nlast = this.size + 2;
+    for (let p = nlast + 1; p <= (nlast | 3); p++) this.#sentinel(p);
+    for (let p = ROOT; p <= nlast; p++) this.heapPos[this.hslot[4 * p + 3]] = p;
+    for (let p = (nlast >> 2) + 2; p >= ROOT; p--) this.#siftDown(p, hd[2 * p], this.hs[4 * p + 2], this.hslot[4 * p + 3]);
   }
 
   #schedule(slot: number, now: number, frequency: number): void {
@@ -379,7 +468,15 @@ export class JsCore {
       if (revents & REV_INVALID) this.#forgetFd(fd);
     }
     const firstTimer = this.listLen;
-    for (let slot = this.#popDue(now); slot >= 0; slot = this.#popDue(now)) this.#append(slot, EV_TIMEOUT);
+    const bulkAfter = Math.max(BULK_MIN, this.size >> 4);
+    let popped = 0;
+    for (let slot = this.#popDue(now); slot >= 0; slot = this.#popDue(now)) {
+      this.#append(slot, EV_TIMEOUT);
+      if (++popped === bulkAfter) {
+        this.#takeDue(now);
+        break;
+      }
+    }
     for (let k = firstTimer; k < this.listLen; k++) {
       const slot = this.list[2 * k];
       if (this.state[slot] & EV_PERSIST) this.#schedule(slot, now, this.frequency[slot]);

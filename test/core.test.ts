@@ -1,6 +1,7 @@
 // The WebAssembly core on its own: the timer heap's order and the dispatch list's shape.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import fc from 'fast-check';
 import { instantiateCore } from '../src/core.js';
 
 const TIMEOUT = 1, PERSIST = 4, READ = 2, WRITE = 16, ERROR = 32;
@@ -326,6 +327,125 @@ test('growing the tables keeps every field: fd watchers, PERSIST frequencies, re
   assert.equal([0, 1, 2].map((fd) => core.watch(100 + fd, READ)), gone, 'the retired slots, in the order released');
   for (const slot of many) core.release(slot);
   assert.equal(entries(core, core.collect(30, 0)), [[p7, TIMEOUT], [p11, TIMEOUT]], 'due at 21 and 25');
+});
+
+/** The slots of a dispatch list against the model's order: the first difference, not a diff. */
+function assertOrder(got: number[], expected: number[], what: string): void {
+  const k = got.findIndex((slot, i) => slot !== expected[i]);
+  assert.ok(k < 0 && got.length === expected.length,
+    `${what}: ${got.length} timers against ${expected.length}; first difference at ${k}: ${got[k]} for ${expected[k]}`);
+}
+
+type BulkCore = Core & { setBulkMin(n: number): void };
+
+test('a backlog is taken at once in (deadline, sequence) order, and the timers left stay a heap', () => {
+  const core = instantiateCore() as BulkCore;
+  const rand = seeded(99);
+  const model = new Model();
+  const persist = new Map<number, number>();
+  const live = new Set<number>();
+  // 60,000 timers over 0..1000 ms, integer (ties) and fractional, a tenth PERSIST.
+  for (let i = 0; i < 60_000; i++) {
+    const ms = i % 2 ? Math.floor(rand() * 1000) : rand() * 1000;
+    const every = i % 10 === 0;
+    const slot = core.timerAdd(0, ms, every ? PERSIST : 0);
+    model.add(slot, ms);
+    live.add(slot);
+    if (every) persist.set(slot, ms);
+  }
+  // Half are due: far past the sixteenth of the heap after which collect() takes the rest at once.
+  const collectAt = (now: number, what: string) => {
+    const expected = model.take(now);
+    const got = entries(core, core.collect(now, 0)).map(([s]) => s);
+    assertOrder(got, expected, what);
+    for (const slot of expected) {
+      const every = persist.get(slot);
+      if (every === undefined) live.delete(slot);
+      else model.add(slot, now + every); // re-armed in the order they fired
+    }
+    assert.is(core.timerCount(), model.timers.size, `${what}: timers left`);
+    assert.is(shared(core).earliest, model.earliest(), `${what}: earliest deadline`);
+  };
+  collectAt(500, 'the backlog at 500');
+  // The heap positions were rebuilt: cancels and reschedules find their entries.
+  let k = 0;
+  for (const slot of live) {
+    if (k++ % 3 === 0) {
+      assert.is(core.release(slot), 1);
+      model.timers.delete(slot);
+      live.delete(slot);
+      persist.delete(slot);
+    } else if (k % 7 === 0) {
+      const ms = rand() * 600;
+      assert.is(core.timerReschedule(slot, 500, ms), 1);
+      model.timers.delete(slot);
+      model.add(slot, 500 + ms);
+      if (persist.has(slot)) persist.set(slot, ms);
+    }
+  }
+  collectAt(700, 'at 700');
+  collectAt(2500, 'at 2500');
+});
+
+test('collect() agrees with the model whenever it takes the rest at once (any size, any threshold)', () => {
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 1, max: 8 }),
+      fc.array(
+        fc.oneof(
+          fc.record({ op: fc.constant('add' as const), ms: fc.oneof(fc.integer({ min: 0, max: 6 }), fc.double({ min: 0, max: 6, noNaN: true })), persist: fc.boolean() }),
+          fc.record({ op: fc.constant('cancel' as const), pick: fc.nat() }),
+          fc.record({ op: fc.constant('reschedule' as const), pick: fc.nat(), ms: fc.integer({ min: 0, max: 6 }) }),
+          fc.record({ op: fc.constant('collect' as const), advance: fc.integer({ min: 0, max: 4 }) }),
+        ),
+        { maxLength: 200 },
+      ),
+      (bulkMin, ops) => {
+        const core = instantiateCore() as BulkCore;
+        core.setBulkMin(bulkMin);
+        const model = new Model();
+        const persist = new Map<number, number>();
+        let now = 0;
+        const pick = (n: number) => [...model.timers.keys()][n % model.timers.size];
+        const collect = () => {
+          const expected = model.take(now);
+          const got = entries(core, core.collect(now, 0)).map(([s]) => s);
+          assertOrder(got, expected, `collect at ${now}`);
+          for (const slot of expected) {
+            const every = persist.get(slot);
+            if (every !== undefined) model.add(slot, now + every);
+          }
+          assert.is(core.timerCount(), model.timers.size);
+          assert.is(shared(core).earliest, model.earliest());
+        };
+        for (const o of ops) {
+          if (o.op === 'add') {
+            const slot = core.timerAdd(now, o.ms, o.persist ? PERSIST : 0);
+            model.add(slot, now + o.ms);
+            if (o.persist) persist.set(slot, o.ms);
+          } else if (o.op === 'collect') {
+            now += o.advance;
+            collect();
+          } else if (model.timers.size > 0) {
+            const slot = pick(o.pick);
+            if (o.op === 'cancel') {
+              assert.is(core.release(slot), 1);
+              model.timers.delete(slot);
+              persist.delete(slot);
+            } else {
+              assert.is(core.timerReschedule(slot, now, o.ms), 1);
+              model.timers.delete(slot);
+              model.add(slot, now + o.ms);
+              if (persist.has(slot)) persist.set(slot, o.ms);
+            }
+          }
+        }
+        now += 1000;
+        collect();
+      },
+    ),
+    { numRuns: 300 },
+  );
 });
 
 test('the backend interest: READ/WRITE and EXCLUSIVE of any watcher, EDGE only if all ask for it', () => {
