@@ -5,7 +5,8 @@
 //             reads the earliest deadline from the core's shared words, as src/loop.ts does,
 //             and does nextTimeout()'s arithmetic in JS; the yardstick calls its nextTimeout()
 //   cancel    release() of those M timers, in random order
-//   pop       collect() of M due timers in one call (per timer: heap pop + dispatch entry)
+//   pop       collect() of M due timers in one call (per timer: a dispatch entry, and a heap pop
+//             for the first sixteenth; the rest are taken at once: partition, sort, rebuild)
 //   watch     watch() of W fds (one Event each)
 //   collect   collect() of W ready records, each fanned out to its fd's Event (per record)
 //   unwatch   release() of those W fd Events
