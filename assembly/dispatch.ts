@@ -82,7 +82,7 @@ function append(slot: i32, which: i32): void {
 
 let bulkMin: i32 = 1024;
 
-/** Testing only: from how many due timers collect() may take the rest at once. */
+/** Testing only (default 1,024): how few due timers collect() pops before it may take the rest at once. */
 export function setBulkMin(n: i32): void {
   bulkMin = max(n, 1);
 }
@@ -112,7 +112,7 @@ export function collect(now: f64, count: i32): i32 {
   }
   const firstTimer = listLen;
   // Pop one by one; once the due timers are seen to be a sixteenth of the heap (and at least
-  // BULK_MIN), take the rest in one pass (timers.ts, takeDue), which costs O(heap) once instead
+  // bulkMin), take the rest in one pass (timers.ts, takeDue), which costs O(heap) once instead
   // of a walk down the heap per timer: a backlog after a stall drains at the speed of a sort.
   const bulkAfter = max(bulkMin, scheduledCount() >> 4);
   let popped = 0;
