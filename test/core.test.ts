@@ -338,53 +338,56 @@ function assertOrder(got: number[], expected: number[], what: string): void {
 
 type BulkCore = Core & { setBulkMin(n: number): void };
 
-test('a backlog is taken at once in (deadline, sequence) order, and the timers left stay a heap', () => {
-  const core = instantiateCore() as BulkCore;
-  const rand = seeded(99);
-  const model = new Model();
-  const persist = new Map<number, number>();
-  const live = new Set<number>();
-  // 60,000 timers over 0..1000 ms, integer (ties) and fractional, a tenth PERSIST.
-  for (let i = 0; i < 60_000; i++) {
-    const ms = i % 2 ? Math.floor(rand() * 1000) : rand() * 1000;
-    const every = i % 10 === 0;
-    const slot = core.timerAdd(0, ms, every ? PERSIST : 0);
-    model.add(slot, ms);
-    live.add(slot);
-    if (every) persist.set(slot, ms);
+/** The model with PERSIST timers, driving the core and itself alike: the backlog tests' reference. */
+class PersistModel extends Model {
+  every = new Map<number, number>(); // slot -> frequency, for PERSIST timers
+  schedule(core: Core, now: number, ms: number, persist: boolean): number {
+    const slot = core.timerAdd(now, ms, persist ? PERSIST : 0);
+    this.add(slot, now + ms);
+    if (persist) this.every.set(slot, ms);
+    return slot;
   }
-  // Half are due: far past the sixteenth of the heap after which collect() takes the rest at once.
-  const collectAt = (now: number, what: string) => {
-    const expected = model.take(now);
+  cancel(core: Core, slot: number): void {
+    assert.is(core.release(slot), 1);
+    this.timers.delete(slot);
+    this.every.delete(slot);
+  }
+  reschedule(core: Core, slot: number, now: number, ms: number): void {
+    assert.is(core.timerReschedule(slot, now, ms), 1);
+    this.timers.delete(slot);
+    this.add(slot, now + ms);
+    if (this.every.has(slot)) this.every.set(slot, ms);
+  }
+  /** The core's collect(now) against the model's; PERSIST timers re-armed in the order they fired. */
+  collect(core: Core, now: number, what: string): void {
+    const expected = this.take(now);
     const got = entries(core, core.collect(now, 0)).map(([s]) => s);
     assertOrder(got, expected, what);
     for (const slot of expected) {
-      const every = persist.get(slot);
-      if (every === undefined) live.delete(slot);
-      else model.add(slot, now + every); // re-armed in the order they fired
+      const every = this.every.get(slot);
+      if (every !== undefined) this.add(slot, now + every);
     }
-    assert.is(core.timerCount(), model.timers.size, `${what}: timers left`);
-    assert.is(shared(core).earliest, model.earliest(), `${what}: earliest deadline`);
-  };
-  collectAt(500, 'the backlog at 500');
+    assert.is(core.timerCount(), this.timers.size, `${what}: timers left`);
+    assert.is(shared(core).earliest, this.earliest(), `${what}: earliest deadline`);
+  }
+}
+
+test('a backlog is taken at once in (deadline, sequence) order, and the timers left stay a heap', () => {
+  const core = instantiateCore() as BulkCore;
+  const rand = seeded(99);
+  const model = new PersistModel();
+  // 60,000 timers over 0..1000 ms, integer (ties) and fractional, a tenth PERSIST.
+  for (let i = 0; i < 60_000; i++) model.schedule(core, 0, i % 2 ? Math.floor(rand() * 1000) : rand() * 1000, i % 10 === 0);
+  // Half are due: far past the sixteenth of the heap after which collect() takes the rest at once.
+  model.collect(core, 500, 'the backlog at 500');
   // The heap positions were rebuilt: cancels and reschedules find their entries.
   let k = 0;
-  for (const slot of live) {
-    if (k++ % 3 === 0) {
-      assert.is(core.release(slot), 1);
-      model.timers.delete(slot);
-      live.delete(slot);
-      persist.delete(slot);
-    } else if (k % 7 === 0) {
-      const ms = rand() * 600;
-      assert.is(core.timerReschedule(slot, 500, ms), 1);
-      model.timers.delete(slot);
-      model.add(slot, 500 + ms);
-      if (persist.has(slot)) persist.set(slot, ms);
-    }
+  for (const slot of [...model.timers.keys()]) {
+    if (k++ % 3 === 0) model.cancel(core, slot);
+    else if (k % 7 === 0) model.reschedule(core, slot, 500, rand() * 600);
   }
-  collectAt(700, 'at 700');
-  collectAt(2500, 'at 2500');
+  model.collect(core, 700, 'at 700');
+  model.collect(core, 2500, 'at 2500');
 });
 
 test('collect() agrees with the model whenever it takes the rest at once (any size, any threshold)', () => {
@@ -404,45 +407,21 @@ test('collect() agrees with the model whenever it takes the rest at once (any si
       (bulkMin, ops) => {
         const core = instantiateCore() as BulkCore;
         core.setBulkMin(bulkMin);
-        const model = new Model();
-        const persist = new Map<number, number>();
+        const model = new PersistModel();
         let now = 0;
-        const pick = (n: number) => [...model.timers.keys()][n % model.timers.size];
-        const collect = () => {
-          const expected = model.take(now);
-          const got = entries(core, core.collect(now, 0)).map(([s]) => s);
-          assertOrder(got, expected, `collect at ${now}`);
-          for (const slot of expected) {
-            const every = persist.get(slot);
-            if (every !== undefined) model.add(slot, now + every);
-          }
-          assert.is(core.timerCount(), model.timers.size);
-          assert.is(shared(core).earliest, model.earliest());
-        };
         for (const o of ops) {
           if (o.op === 'add') {
-            const slot = core.timerAdd(now, o.ms, o.persist ? PERSIST : 0);
-            model.add(slot, now + o.ms);
-            if (o.persist) persist.set(slot, o.ms);
+            model.schedule(core, now, o.ms, o.persist);
           } else if (o.op === 'collect') {
             now += o.advance;
-            collect();
+            model.collect(core, now, `collect at ${now}`);
           } else if (model.timers.size > 0) {
-            const slot = pick(o.pick);
-            if (o.op === 'cancel') {
-              assert.is(core.release(slot), 1);
-              model.timers.delete(slot);
-              persist.delete(slot);
-            } else {
-              assert.is(core.timerReschedule(slot, now, o.ms), 1);
-              model.timers.delete(slot);
-              model.add(slot, now + o.ms);
-              if (persist.has(slot)) persist.set(slot, o.ms);
-            }
+            const slot = [...model.timers.keys()][o.pick % model.timers.size];
+            if (o.op === 'cancel') model.cancel(core, slot);
+            else model.reschedule(core, slot, now, o.ms);
           }
         }
-        now += 1000;
-        collect();
+        model.collect(core, now + 1000, 'the rest');
       },
     ),
     { numRuns: 300 },

@@ -11,7 +11,7 @@ import * as assert from 'uvu/assert';
 import http from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
-import { MODE, sleep, until } from './helpers.js';
+import { MODE, sleep, until, eventually } from './helpers.js';
 import { Server, gone, keepRequesting, stopLoads } from './server-helpers.js';
 
 const test = suite('faults');
@@ -109,7 +109,7 @@ test('a worker killed with SIGKILL under load: respawned; only requests on its o
   await server.waitFor(new RegExp(`^worker ${victim} died \\(signal SIGKILL\\); respawning in \\d+ ms$`), 5000, from);
   const ready = await server.waitFor(/^worker (\d+) ready$/, 5000, from);
   const okAtRespawn = client.result.ok;
-  await until('50 answers after the respawn', () => client.result.ok > okAtRespawn + 50).catch(() => {}); // asserted below
+  await eventually(() => client.result.ok > okAtRespawn + 50); // asserted below
   const { ok, failures } = await client.stop();
   const failed = failures.map((f) => f.port);
   process.stdout.write(`  ${okBefore} answers before the kill, ${ok - okBefore} after; ${failures.length} failed on ${victimPorts.size} connections of the killed worker (${survivorPorts.size} on the other)\n`);

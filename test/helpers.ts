@@ -54,7 +54,7 @@ export async function iterate(loop: EventLoop, timeoutMs?: number, graceMs = STA
         if (left > 0) timer = setTimeout(expire, Math.ceil(left));
         else finish(() => resolve(total));
       };
-      timer = setTimeout(expire, Math.max(timeoutMs, graceMs));
+      expire();
     }
     loop.start();
   });
@@ -121,16 +121,23 @@ export function openFds(): number[] {
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /**
- * Polls `done` on Node's timers until it holds (or throws after `limitMs`). For what must
- * happen soon: a fixed sleep before an assertion fails whenever a shared CPU stalls this process
- * (CI runs under ASan on two cores); a limit of seconds only fails if it never happens.
+ * Polls `done` on Node's timers until it holds or `limitMs` has passed; says whether it holds.
+ * For what must happen soon: a fixed sleep before an assertion fails whenever a shared CPU
+ * stalls this process (CI runs under ASan on two cores); a limit of seconds only fails if it
+ * never happens. For a condition the caller then asserts with its own message.
  */
-export async function until(what: string, done: () => boolean, limitMs = 5000): Promise<void> {
+export async function eventually(done: () => boolean, limitMs = 5000): Promise<boolean> {
   const end = Date.now() + limitMs;
   while (!done()) {
-    if (Date.now() > end) throw new Error(`not within ${limitMs} ms: ${what}`);
+    if (Date.now() > end) return false;
     await sleep(10);
   }
+  return true;
+}
+
+/** As eventually(), but throws if `done` does not hold within `limitMs`. */
+export async function until(what: string, done: () => boolean, limitMs = 5000): Promise<void> {
+  if (!(await eventually(done, limitMs))) throw new Error(`not within ${limitMs} ms: ${what}`);
 }
 
 /** Runs iterations until `done()` or `limitMs` passes; returns the iterations made. */
