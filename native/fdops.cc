@@ -1,5 +1,5 @@
 // Thin fd helpers for evpoll/net and the tests: pipes, socketpairs, nonblocking listen/accept,
-// read/write/close. Numbers in, numbers out: OS refusals are returned as -errno (EAGAIN too,
+// read/write/close, pidfds. Numbers in, numbers out: OS refusals are returned as -errno (EAGAIN too,
 // so a caller polling a nonblocking fd never pays for an exception); the JS layer decides.
 #include <napi.h>
 
@@ -14,7 +14,13 @@
 #include <netinet/tcp.h>
 #include <string>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#ifndef P_PIDFD
+#define P_PIDFD static_cast<idtype_t>(3)  // glibc < 2.36; the kernel's number since 5.4
+#endif
 
 #include "fdops.h"
 
@@ -299,6 +305,32 @@ Napi::Value SetNoDelay(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), r < 0 ? -errno : 0);
 }
 
+// pidfdOpen(pid) -> fd | -errno: a pidfd (Linux >= 5.3), readable once the process has exited.
+// The kernel makes it close-on-exec. ESRCH: no such process (or already reaped).
+Napi::Value PidfdOpen(const Napi::CallbackInfo& info) {
+  long fd = syscall(SYS_pidfd_open, static_cast<pid_t>(Int(info, 0)), 0);
+  return Napi::Number::New(info.Env(), fd < 0 ? -errno : static_cast<double>(fd));
+}
+
+// pidfdExit(fd) -> [code, null] or [null, signo] once the child has exited, null while it runs,
+// or -errno (ECHILD: not our child, or already reaped by someone else).
+Napi::Value PidfdExit(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  siginfo_t si{};  // si_pid stays 0 when WNOHANG finds nothing
+  int r;
+  // WNOWAIT: look, do not reap. libuv reaps its children with waitpid(pid); one reaped behind
+  // its back never gets its 'exit', and its handle keeps the process alive for ever.
+  do r = waitid(P_PIDFD, static_cast<id_t>(Int(info, 0)), &si, WEXITED | WNOHANG | WNOWAIT);
+  while (r < 0 && errno == EINTR);
+  if (r < 0) return Napi::Number::New(env, -errno);
+  if (si.si_pid == 0) return env.Null();
+  Napi::Array out = Napi::Array::New(env, 2);
+  bool exited = si.si_code == CLD_EXITED;
+  out.Set(0u, exited ? Napi::Value(Napi::Number::New(env, si.si_status)) : env.Null());
+  out.Set(1u, exited ? env.Null() : Napi::Value(Napi::Number::New(env, si.si_status)));
+  return out;
+}
+
 }  // namespace
 
 void RegisterFdOps(Napi::Env env, Napi::Object exports) {
@@ -315,4 +347,6 @@ void RegisterFdOps(Napi::Env env, Napi::Object exports) {
   exports.Set("accept", Napi::Function::New(env, Accept, "accept"));
   exports.Set("localPort", Napi::Function::New(env, LocalPort, "localPort"));
   exports.Set("setNoDelay", Napi::Function::New(env, SetNoDelay, "setNoDelay"));
+  exports.Set("pidfdOpen", Napi::Function::New(env, PidfdOpen, "pidfdOpen"));
+  exports.Set("pidfdExit", Napi::Function::New(env, PidfdExit, "pidfdExit"));
 }

@@ -1,3 +1,4 @@
+import { constants } from 'node:os';
 import { getSystemErrorMap } from 'node:util';
 
 export type EvpollErrorCode =
@@ -32,13 +33,19 @@ let systemErrors: Map<number, [string, string]> | undefined;
 /** An OS refusal, `negErrno` as the native layer returns it (-9 for EBADF). */
 export function systemError(negErrno: number, syscall: string): SystemError {
   systemErrors ??= getSystemErrorMap();
-  const [code, description] = systemErrors.get(negErrno) ?? [`Unknown system error ${negErrno}`, 'unknown error'];
+  const [code, description] = systemErrors.get(negErrno) ?? unmappedError(negErrno);
   const err = new Error(`${code}: ${description}, ${syscall}`) as SystemError;
   err.code = code;
   err.errno = negErrno;
   err.syscall = syscall;
   Error.captureStackTrace(err, systemError);
   return err;
+}
+
+/** An errno libuv has no name for (ECHILD, from waitid): os.constants.errno knows it. */
+function unmappedError(negErrno: number): [string, string] {
+  const name = Object.entries(constants.errno).find(([, n]) => n === -negErrno)?.[0];
+  return name ? [name, `errno ${-negErrno}`] : [`Unknown system error ${negErrno}`, 'unknown error'];
 }
 
 export function invalidArg(message: string): EvpollError {
