@@ -9,6 +9,7 @@ import { resolveMechanism } from './mechanisms.js';
 import { addon, type NativeBackend } from './native.js';
 import { instantiateCore, type CoreExports } from './core.js';
 import { SignalSet, type SignalEvent, type SignalName } from './signals.js';
+import { ChildWatchers, type ChildCallback, type ChildEvent } from './child.js';
 import { read } from './net.js';
 
 const debug = debuglog('evpoll');
@@ -124,6 +125,7 @@ export class EventLoop extends EventEmitter {
   /** Test hook (setAfterBatchHook): called after each batch dispatched in integrated mode. */
   #afterBatchHook: ((ran: number) => void) | undefined;
   #signals: SignalSet | undefined;
+  #children: ChildWatchers | undefined;
   #now: () => number;
   #fdLimit: number;
   /** The highest fd watched so far (see FD_JUMP). */
@@ -188,6 +190,21 @@ export class EventLoop extends EventEmitter {
     this.#checkOpen();
     this.#signals ??= new SignalSet(this, read);
     return this.#signals.create(name, callback).add();
+  }
+
+  /**
+   * Watches a child process's exit through a pidfd (Linux >= 5.3), so a loop blocked in run()
+   * learns of it although Node's loop, and so child_process's 'exit', cannot run. Returns the
+   * event already added; when the child exits its callback runs once with (ev, EV.READ,
+   * { pid, code, signal }) and the pidfd is closed. The child is not reaped: child_process still
+   * reports its 'exit'. If child_process reaped it first (possible whenever Node's loop runs
+   * before this loop looks: start(), or between runOnce() calls), code and signal are both null. Throws ESRCH (syscall 'pidfd_open') for no such
+   * process, ECHILD (syscall 'waitid') for a process that is not this one's child.
+   */
+  child(pid: number, callback: ChildCallback): ChildEvent {
+    this.#checkOpen();
+    this.#children ??= new ChildWatchers(this);
+    return this.#children.create(pid, callback).add();
   }
 
   /** One iteration: wait at most `timeoutMs` (default: until the nearest timer), dispatch; returns callbacks run. */
@@ -276,6 +293,7 @@ export class EventLoop extends EventEmitter {
     if (this.#closed) return;
     if (this.#started) this.#detach();
     this.#signals?.close();
+    this.#children?.close();
     this.#closed = true;
     for (const ev of this.#events) if (ev) ev._slot = -1;
     this.#events = [];
