@@ -1,13 +1,13 @@
 // The Acceptor: batched accepts, pause/resume, and nginx's back-off when out of fds (EMFILE,
 // checked in a child process whose RLIMIT_NOFILE is lowered with prlimit).
-import { test } from 'uvu';
+import { test } from './harness.js';
 import * as assert from 'uvu/assert';
 import { execFile } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { Acceptor } from '../src/acceptor.js';
 import * as net from '../src/net.js';
-import { newLoop, iterate, iterateUntil, sleep, closeAll, fillFdTable, MODE } from './helpers.js';
+import { newLoop, iterate, iterateUntil, sleep, fillFdTable, MODE } from './helpers.js';
 
 const CHILD_FLAG = 'EVPOLL_ACCEPTOR_EMFILE_CHILD';
 const clients: Socket[] = [];
@@ -16,7 +16,6 @@ const accepted: number[] = [];
 test.after.each(() => {
   for (const s of clients.splice(0)) s.destroy();
   for (const fd of accepted.splice(0)) net.close(fd);
-  closeAll();
 });
 
 /** `n` client connections to `port`, resolved once all are established. */

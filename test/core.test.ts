@@ -1,5 +1,5 @@
 // The WebAssembly core on its own: the timer heap's order and the dispatch list's shape.
-import { test } from 'uvu';
+import { test } from './harness.js';
 import * as assert from 'uvu/assert';
 import fc from 'fast-check';
 import { instantiateCore } from '../src/core.js';

@@ -6,7 +6,7 @@
 //
 // The server drives both modes itself (master: start(), workers: run()), so this file runs
 // once per mechanism, in the run pass only: a suite of its own (see server.test.ts's end).
-import { suite } from 'uvu';
+import { suite } from './harness.js';
 import * as assert from 'uvu/assert';
 import http from 'node:http';
 import { connect, type Socket } from 'node:net';

@@ -1,10 +1,9 @@
-import { test } from 'uvu';
+import { test } from './harness.js';
 import * as assert from 'uvu/assert';
 import { openSync, closeSync } from 'node:fs';
 import { EV } from '../src/index.js';
-import { newLoop, iterate, pipe, socketpair, writeByte, drain, fill, close, closeAll, MECHANISM } from './helpers.js';
+import { newLoop, iterate, pipe, socketpair, writeByte, drain, fill, close, MECHANISM } from './helpers.js';
 
-test.after.each(closeAll);
 
 test('READ fires when data arrives, with which = READ, and not before', async () => {
   const loop = newLoop();

@@ -3,7 +3,7 @@
 // that leave the buffer usable; native functions that refuse bad arguments on their own;
 // memory that lives as long as its ArrayBuffer and is then freed (the addon counts the bytes
 // it holds: fixedBytes()).
-import { test } from 'uvu';
+import { test } from './harness.js';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
@@ -14,7 +14,7 @@ import { Worker, MessageChannel } from 'node:worker_threads';
 import * as net from '../src/net.js';
 import { addon } from '../src/native.js';
 import { packageRoot } from '../src/paths.js';
-import { closeAll, pipe, socketpair, throwsCode, sleep } from './helpers.js';
+import { pipe, socketpair, throwsCode, sleep } from './helpers.js';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -22,7 +22,6 @@ const gc = runInNewContext('gc') as () => void;
 type Op = (...args: unknown[]) => number;
 const raw = addon as unknown as { fixedBuffer(size: unknown): ArrayBuffer; fixedRead: Op; fixedWrite: Op; fixedBytes(): number };
 
-test.after.each(closeAll);
 
 const EAGAIN = -11, EBADF = -9, EPIPE = -32;
 const MiB = 2 ** 20;

@@ -1,20 +1,44 @@
 // Shared by every suite: the mechanism and mode under test (set by scripts/test.mjs), fds that
 // are cleaned up, and one way to drive the loop in either mode.
 import { openSync, readdirSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { packageRoot } from '../src/paths.js';
 import { EventLoop, type EventLoopOptions } from '../src/index.js';
 import { setAfterBatchHook } from '../src/loop.js';
 import * as net from '../src/net.js';
+import { onCleanup } from './harness.js';
 
 export const MECHANISM = process.env.EVPOLL_MECHANISM ?? 'epoll';
 export const MODE = process.env.EVPOLL_MODE ?? 'run';
 
-/** A loop on the mechanism under test. */
+/**
+ * A loop on the mechanism under test, closed after the test if the test has not closed it: a
+ * failed assertion must not leave it started (keeping the process alive) or watching signals.
+ */
 export function newLoop(options: EventLoopOptions = {}): EventLoop {
-  return new EventLoop({ mechanism: MECHANISM, ...options });
+  const loop = new EventLoop({ mechanism: MECHANISM, ...options });
+  const ref = new WeakRef(loop); // leaks.test makes loops by the thousand: do not hold them
+  onCleanup(() => ref.deref()?.close());
+  return loop;
+}
+
+/** `child`, killed (SIGKILL) after the test if it is still running, and never keeping the process alive. */
+export function killOnCleanup<T extends ChildProcess>(child: T): T {
+  onCleanup(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    // Its exit may never be reported (a SIGCHLD lost in libuv's full signal pipe): let it go.
+    child.unref();
+    for (const stream of child.stdio) stream?.destroy();
+  });
+  return child;
+}
+
+/** process.on(event, listener) for the current test only: removed after it, passed or failed. */
+export function onProcess(event: string, listener: (...args: any[]) => void): void {
+  process.on(event, listener);
+  onCleanup(() => process.off(event, listener));
 }
 
 /** In integrated mode, how long "poll now" (timeout 0) gives the backend to report. */
@@ -61,17 +85,25 @@ export async function iterate(loop: EventLoop, timeoutMs?: number, graceMs = STA
 }
 
 const opened = new Set<number>();
+let closingAfterTest = false;
 
-export function pipe(): [number, number] {
-  const p = net.pipe();
-  p.forEach((fd) => opened.add(fd));
-  return p;
+function track(fds: [number, number]): [number, number] {
+  fds.forEach((fd) => opened.add(fd));
+  if (!closingAfterTest) {
+    closingAfterTest = true;
+    onCleanup(closeAll);
+  }
+  return fds;
 }
 
+/** net.pipe(), both ends closed after the test. */
+export function pipe(): [number, number] {
+  return track(net.pipe());
+}
+
+/** net.socketpair(), both ends closed after the test. */
 export function socketpair(): [number, number] {
-  const p = net.socketpair();
-  p.forEach((fd) => opened.add(fd));
-  return p;
+  return track(net.socketpair());
 }
 
 export function close(fd: number): void {
@@ -79,10 +111,11 @@ export function close(fd: number): void {
   net.close(fd);
 }
 
-/** Closes every fd a test opened through these helpers (in an `after.each`). */
+/** Closes every fd a test opened through these helpers (after each test, and when a test asks). */
 export function closeAll(): void {
   for (const fd of opened) net.close(fd);
   opened.clear();
+  closingAfterTest = false;
 }
 
 const one = new Uint8Array([0x2a]);

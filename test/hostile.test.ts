@@ -14,7 +14,7 @@
 //   pending until del(), which still works.
 // - Acceptor.close() after loop.close() does nothing (closing twice is harmless, as for the
 //   loop itself); pause() and resume() then throw ERR_EVPOLL_CLOSED like any Event use.
-import { test } from 'uvu';
+import { test } from './harness.js';
 import * as assert from 'uvu/assert';
 import { execFile } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';

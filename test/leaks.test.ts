@@ -6,7 +6,7 @@
 // The core's memory is measured without exposing anything: the loop hands its current
 // WebAssembly memory buffer to its backend on every wait, so the backend class is wrapped to
 // note that buffer's size.
-import { test } from 'uvu';
+import { test } from './harness.js';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';

@@ -1,4 +1,4 @@
-import { test } from 'uvu';
+import { test } from './harness.js';
 import * as assert from 'uvu/assert';
 import { EventLoop, EvpollError, mechanisms } from '../src/index.js';
 import { MECHANISM, throwsCode } from './helpers.js';

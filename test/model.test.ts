@@ -6,7 +6,7 @@
 // The loop runs on a clock the test advances by hand, so timer behaviour is exact. The order
 // of fd callbacks across different fds is the backend's (epoll reports in readiness order),
 // so the model replays the callbacks in the order they happened and checks each was allowed.
-import { test } from 'uvu';
+import { test } from './harness.js';
 import * as assert from 'uvu/assert';
 import fc from 'fast-check';
 import { EV, type Event, type EventLoop } from '../src/index.js';

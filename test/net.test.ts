@@ -1,14 +1,13 @@
 // evpoll/net: nonblocking fd helpers that answer with numbers, not exceptions.
-import { test } from 'uvu';
+import { test } from './harness.js';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import * as net from '../src/net.js';
 import { addon } from '../src/native.js';
 import { EV } from '../src/index.js';
-import { newLoop, iterateUntil, closeAll, pipe, socketpair, throwsCode } from './helpers.js';
+import { newLoop, iterateUntil, pipe, socketpair, throwsCode } from './helpers.js';
 
-test.after.each(closeAll);
 
 const EAGAIN = -11, EBADF = -9, EPIPE = -32, EADDRINUSE = -98;
 

@@ -1,11 +1,10 @@
 // loop.run() (fpm_event_loop), stop(), and EINTR in the wait.
-import { test } from 'uvu';
+import { test } from './harness.js';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
 import { EV } from '../src/index.js';
-import { newLoop, iterate, pipe, closeAll, MODE } from './helpers.js';
+import { newLoop, iterate, pipe, MODE } from './helpers.js';
 
-test.after.each(closeAll);
 
 test('run() returns when nothing is registered any more', () => {
   const loop = newLoop();

@@ -1,6 +1,6 @@
 // The main job end to end: `node scripts/start.mjs` (what `npm start` runs) on a free port,
 // real HTTP clients, worker deaths, reload and stops, and no process left behind.
-import { suite } from 'uvu';
+import { suite } from './harness.js';
 import * as assert from 'uvu/assert';
 import http from 'node:http';
 import { connect } from 'node:net';

@@ -1,11 +1,10 @@
 // No stale event reaches a callback (nginx's instance bit, libev's generation counter).
-import { test } from 'uvu';
+import { test } from './harness.js';
 import * as assert from 'uvu/assert';
 import { EV, type Event } from '../src/index.js';
-import { newLoop, iterate, pipe, writeByte, close, closeAll } from './helpers.js';
+import { newLoop, iterate, pipe, writeByte, close } from './helpers.js';
 import * as net from '../src/net.js';
 
-test.after.each(closeAll);
 
 test('a callback that deletes another ready event: that event\'s callback does not run', async () => {
   const loop = newLoop();

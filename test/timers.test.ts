@@ -1,9 +1,8 @@
-import { test } from 'uvu';
+import { test } from './harness.js';
 import * as assert from 'uvu/assert';
 import { EV } from '../src/index.js';
-import { newLoop, iterate, iterateUntil, pipe, writeByte, closeAll } from './helpers.js';
+import { newLoop, iterate, iterateUntil, pipe, writeByte } from './helpers.js';
 
-test.after.each(closeAll);
 
 function busyWait(ms: number): void {
   const end = performance.now() + ms;

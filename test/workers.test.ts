@@ -1,15 +1,14 @@
 // worker_threads: each thread runs its own loops, independent of the others; a thread that
 // exits with a loop open (even started, even watching signals) releases it.
-import { test } from 'uvu';
+import { test } from './harness.js';
 import * as assert from 'uvu/assert';
 import { Worker } from 'node:worker_threads';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { packageRoot } from '../src/paths.js';
 import { EV } from '../src/index.js';
-import { MECHANISM, newLoop, iterate, pipe, writeByte, drain, closeAll, openFds, sleep, eventually } from './helpers.js';
+import { MECHANISM, newLoop, iterate, pipe, writeByte, drain, openFds, sleep, eventually } from './helpers.js';
 
-test.after.each(closeAll);
 
 /** A worker running `body` (an ES module body with EventLoop, EV, net, parentPort, MECHANISM in scope). */
 function worker(body: string): Worker & { exited: Promise<number> } {
