@@ -1,14 +1,13 @@
 // Bad input throws at the call that received it and leaves the loop usable.
-import { test } from 'uvu';
+import { onCleanup, test } from './harness.js';
 import * as assert from 'uvu/assert';
-import { openSync, closeSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { openSync, closeSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EV, Event, EvpollError, type EventLoop } from '../src/index.js';
 import { addon } from '../src/native.js';
-import { newLoop, iterate, pipe, writeByte, drain, close, closeAll, throwsCode, openFds } from './helpers.js';
+import { newLoop, iterate, pipe, writeByte, drain, close, throwsCode, openFds } from './helpers.js';
 
-test.after.each(closeAll);
 
 /** The loop still dispatches, and `survivor` (registered before the error) still fires. */
 async function stillWorks(loop: EventLoop, survivor: { w: number; count: () => number }) {
@@ -110,6 +109,7 @@ test('a regular file: EPERM on epoll; always ready elsewhere', async () => {
   const loop = newLoop();
   const survivor = withSurvivor(loop);
   const dir = mkdtempSync(join(tmpdir(), 'evpoll-'));
+  onCleanup(() => rmSync(dir, { recursive: true, force: true }));
   writeFileSync(join(dir, 'f'), 'x');
   const fd = openSync(join(dir, 'f'), 'r');
   try {

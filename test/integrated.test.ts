@@ -1,10 +1,9 @@
 // Integrated mode: loop.start() rides on Node's event loop.
-import { test } from 'uvu';
+import { onCleanup, test } from './harness.js';
 import * as assert from 'uvu/assert';
 import { EV } from '../src/index.js';
-import { newLoop, pipe, writeByte, drain, closeAll, sleep, until, throwsCode, runChild } from './helpers.js';
+import { newLoop, pipe, writeByte, drain, sleep, until, throwsCode, runChild } from './helpers.js';
 
-test.after.each(closeAll);
 
 
 test('Node timers and I/O keep running while evpoll dispatches', async () => {
@@ -15,6 +14,7 @@ test('Node timers and I/O keep running while evpoll dispatches', async () => {
   loop.event(r, EV.READ, () => { reads++; drain(r); }).add();
   const beat = loop.timer(EV.PERSIST, () => writeByte(w)).add(5);
   const iv = setInterval(() => nodeTicks++, 5);
+  onCleanup(() => clearInterval(iv));
   loop.start();
   assert.ok(loop.started);
   await until('5 reads and 5 ticks of Node\'s interval', () => reads >= 5 && nodeTicks >= 5);
@@ -40,6 +40,7 @@ test('a level-triggered fd left ready does not spin: one callback per handled ba
   loop.event(r, EV.READ, () => calls++).add();
   let nodeTicks = 0;
   const iv = setInterval(() => nodeTicks++, 2);
+  onCleanup(() => clearInterval(iv));
   // Turns of Node's loop, counted without a clock (a stalled process makes any time window
   // unfair): a setImmediate chain runs once per turn. Not spinning means about one batch per
   // turn, however slowly the turns come.
@@ -50,6 +51,7 @@ test('a level-triggered fd left ready does not spin: one callback per handled ba
     if (counting) setImmediate(turn);
   };
   setImmediate(turn);
+  onCleanup(() => { counting = false; });
   loop.start();
   await until('the ready fd dispatched and 10 ticks of Node\'s interval', () => calls > 0 && nodeTicks >= 10);
   loop.stop();
