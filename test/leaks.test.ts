@@ -16,7 +16,7 @@ import { EV, type EventLoop } from '../src/index.js';
 import { Acceptor } from '../src/acceptor.js';
 import * as net from '../src/net.js';
 import { addon } from '../src/native.js';
-import { MODE, newLoop, iterate, iterateUntil, openFds, writeByte, drain } from './helpers.js';
+import { MODE, newLoop, iterate, iterateUntil, openFds, writeByte, drain, killOnCleanup } from './helpers.js';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -223,10 +223,10 @@ test('10,000 connections accepted, answered and closed: fds back where they star
       closed++;
     }).add();
   });
-  const client = spawn(process.execPath, ['-e', CLIENT, String(net.localPort(listener)), String(TOTAL), '32'], {
+  const client = killOnCleanup(spawn(process.execPath, ['-e', CLIENT, String(net.localPort(listener)), String(TOTAL), '32'], {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, FORCE_COLOR: undefined },
-  });
+  }));
   let out = '';
   client.stdout.setEncoding('utf8').on('data', (d) => { out += d; });
   const exited = new Promise<number | null>((resolve) => client.on('exit', resolve));

@@ -1,6 +1,6 @@
 // worker_threads: each thread runs its own loops, independent of the others; a thread that
 // exits with a loop open (even started, even watching signals) releases it.
-import { test } from './harness.js';
+import { onCleanup, test } from './harness.js';
 import * as assert from 'uvu/assert';
 import { Worker } from 'node:worker_threads';
 import { join } from 'node:path';
@@ -22,6 +22,12 @@ ${body}`;
   w.exited = new Promise((resolve) => {
     w.on('error', () => {});
     w.once('exit', resolve);
+  });
+  // A failed test must not leave it keeping this process alive (terminate() cannot interrupt
+  // a loop blocked in run(): unref() lets the process end anyway).
+  onCleanup(() => {
+    w.unref();
+    void w.terminate();
   });
   return w;
 }
