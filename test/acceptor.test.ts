@@ -153,6 +153,11 @@ async function emfileChild(): Promise<void> {
     while (performance.now() < end) loop.runOnce(end - performance.now());
   }
   const used = process.cpuUsage(cpu);
+  // Still out of fds, it alternates: the back-off timer switches the listener on, the next
+  // accept meets EMFILE and switches it off. The span may end between those two, so look
+  // at the state once the next iteration has had its accept (an acceptor that never backs
+  // off never gets there).
+  await iterateUntil(loop, () => acceptor.state === 'backing-off', 2000).catch(() => {}); // asserted by the parent
   const stateWhileOut = acceptor.state;
   const acceptedWhileOut = accepted.length;
   for (const fd of fillers.splice(0, 2 * CLIENTS)) net.close(fd);
