@@ -84,6 +84,16 @@ export async function iterate(loop: EventLoop, timeoutMs?: number, graceMs = STA
   });
 }
 
+/**
+ * An iteration that is expected to dispatch (an fd already ready, a timer already due): as
+ * iterate(loop, 0), but in start mode it waits up to 5 s for the backend's batch instead of
+ * the short grace, since a loaded machine can keep poll/select's helper thread off the CPU
+ * for longer than that. Resolves as soon as a batch runs a callback.
+ */
+export function iterateExpecting(loop: EventLoop): Promise<number> {
+  return iterate(loop, 0, 5000);
+}
+
 const opened = new Set<number>();
 let closingAfterTest = false;
 
