@@ -1,6 +1,7 @@
 // The WebAssembly core (assembly/): slot table, fd table, timer heap, dispatch list.
 import { readFileSync } from 'node:fs';
 import { artefact } from './paths.js';
+import { debug } from './debug.js';
 
 export interface CoreExports {
   memory: WebAssembly.Memory;
@@ -37,9 +38,16 @@ export interface CoreExports {
 
 let compiled: WebAssembly.Module | undefined;
 
+function compileCore(): WebAssembly.Module {
+  const path = artefact('the WebAssembly core', ['dist/core.wasm']);
+  const module = new WebAssembly.Module(readFileSync(path));
+  debug('WebAssembly core %s', path);
+  return module;
+}
+
 /** A fresh core: each loop owns one instance (and so one linear memory). */
 export function instantiateCore(): CoreExports {
-  compiled ??= new WebAssembly.Module(readFileSync(artefact('the WebAssembly core', ['dist/core.wasm'])));
+  compiled ??= compileCore();
   const instance = new WebAssembly.Instance(compiled, {
     env: {
       abort(_msg: number, _file: number, line: number, column: number) {

@@ -1,5 +1,6 @@
 import { constants } from 'node:os';
 import { getSystemErrorMap } from 'node:util';
+import { debugging, debugThrow } from './debug.js';
 
 export type EvpollErrorCode =
   | 'ERR_EVPOLL_INVALID_ARG'
@@ -18,6 +19,7 @@ export class EvpollError extends Error {
     super(message);
     this.name = 'EvpollError';
     this.code = code;
+    if (debugging) debugThrow(this);
   }
 }
 
@@ -30,15 +32,25 @@ export interface SystemError extends Error {
 
 let systemErrors: Map<number, [string, string]> | undefined;
 
+function describeErrno(negErrno: number): [string, string] {
+  systemErrors ??= getSystemErrorMap();
+  return systemErrors.get(negErrno) ?? unmappedError(negErrno);
+}
+
+/** `negErrno`'s name: 'EBADF' for -9. */
+export function errnoName(negErrno: number): string {
+  return describeErrno(negErrno)[0];
+}
+
 /** An OS refusal, `negErrno` as the native layer returns it (-9 for EBADF). */
 export function systemError(negErrno: number, syscall: string): SystemError {
-  systemErrors ??= getSystemErrorMap();
-  const [code, description] = systemErrors.get(negErrno) ?? unmappedError(negErrno);
+  const [code, description] = describeErrno(negErrno);
   const err = new Error(`${code}: ${description}, ${syscall}`) as SystemError;
   err.code = code;
   err.errno = negErrno;
   err.syscall = syscall;
   Error.captureStackTrace(err, systemError);
+  if (debugging) debugThrow(err);
   return err;
 }
 

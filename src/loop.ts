@@ -1,9 +1,9 @@
 import { EventEmitter } from 'node:events';
 import { fstatSync } from 'node:fs';
-import { debuglog } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { EV, OP_ADD, OP_MODIFY, OP_REMOVE } from './flags.js';
-import { EvpollError, invalidArg, systemError } from './errors.js';
+import { EvpollError, errnoName, invalidArg, systemError } from './errors.js';
+import { debug, debugging, interestNames } from './debug.js';
 import { Event, type EventCallback } from './event.js';
 import { resolveMechanism } from './mechanisms.js';
 import { addon, type NativeBackend } from './native.js';
@@ -11,8 +11,6 @@ import { instantiateCore, type CoreExports } from './core.js';
 import { SignalSet, type SignalEvent, type SignalName } from './signals.js';
 import { ChildWatchers, type ChildCallback, type ChildEvent } from './child.js';
 import { read } from './net.js';
-
-const debug = debuglog('evpoll');
 
 export interface EventLoopOptions {
   /** 'epoll', 'poll' or 'select', case-insensitive. Default: EVPOLL_MECHANISM, else the first available. */
@@ -40,6 +38,9 @@ const MAX_MAX_FD = 1 << 26;
  */
 const FD_JUMP = 1 << 16;
 const MAX_TIMEOUT = 0x7fffffff;
+
+/** The backend call that made a registration change, for NODE_DEBUG's line. */
+const BACKEND_CALLS: Record<number, string> = { [OP_ADD]: 'add', [OP_MODIFY]: 'modify', [OP_REMOVE]: 'remove' };
 
 function isNonNegativeInteger(n: unknown): n is number {
   return typeof n === 'number' && Number.isInteger(n) && n >= 0;
@@ -122,6 +123,11 @@ export class EventLoop extends EventEmitter {
   readonly #pollsOnHelper: boolean;
   /** Records the last takeBatch() returned. */
   #lastTaken = 0;
+  /** integrated mode's take: what #pump gathers from (NODE_DEBUG's version tells of the helper's batches). */
+  readonly #take: (buffer: ArrayBuffer, offset: number, capacity: number) => number;
+  /** NODE_DEBUG only (poll, select): the helper thread has the wait / has posted a batch not yet taken. */
+  #helperWaits = false;
+  #helperPosted = false;
   /** Test hook (setAfterBatchHook): called after each batch dispatched in integrated mode. */
   #afterBatchHook: ((ran: number) => void) | undefined;
   #signals: SignalSet | undefined;
@@ -157,6 +163,7 @@ export class EventLoop extends EventEmitter {
     this.#addSyscall = m.name === 'epoll' ? 'epoll_ctl' : 'fcntl';
     this.#waitSyscall = m.name === 'epoll' ? 'epoll_wait' : m.name;
     this.#pollsOnHelper = m.name !== 'epoll';
+    this.#take = debugging && this.#pollsOnHelper ? this.#takeLogged : (buffer, offset, capacity) => this.#backend.takeBatch(buffer, offset, capacity);
     this.#core = instantiateCore();
     this.#backend = new addon.Backend(m.name, maxFd);
     const shared = this.#core.sharedPtr();
@@ -260,12 +267,15 @@ export class EventLoop extends EventEmitter {
     // From a callback of a started loop's batch (stop() then start()) it simply re-attaches.
     if (this.#running && !this.#pumping) throw new EvpollError('ERR_EVPOLL_BUSY', 'start() called while run()/runOnce() is driving the loop');
     this.#started = true;
-    this.#backend.startWatching(() => this.#pump());
+    this.#backend.startWatching(debugging && this.#pollsOnHelper ? this.#onHelperBatch : () => this.#pump());
+    if (debugging) {
+      this.#helperWaits = this.#pollsOnHelper;
+      debug(this.#pollsOnHelper ? `started (integrated mode): ${this.mechanism}'s wait handed to a helper thread` : `started (integrated mode): libuv polls ${this.mechanism}'s fd`);
+    }
     this.#keepingAlive = true; // the watcher starts ref'd
     this.#afterChange();
     // Entries left by a callback that threw while detached, or timers already due.
     this.#scheduleContinuation();
-    debug('started (integrated mode)');
     return this;
   }
 
@@ -329,6 +339,7 @@ export class EventLoop extends EventEmitter {
     this.#timerAt = Infinity;
     if (this.#continuation) clearImmediate(this.#continuation);
     this.#continuation = undefined;
+    this.#helperWaits = this.#helperPosted = false;
     debug('stopped (integrated mode)');
   }
 
@@ -403,7 +414,7 @@ export class EventLoop extends EventEmitter {
       if (this.#next < this.#length) {
         ran = this.#dispatch();
       } else {
-        ran = this.#gather((buffer, offset, capacity) => this.#backend.takeBatch(buffer, offset, capacity));
+        ran = this.#gather(this.#take);
       }
     } catch (err) {
       // The rest of the batch stays queued (as after a throw in runOnce()) and runs on the
@@ -422,11 +433,37 @@ export class EventLoop extends EventEmitter {
   #afterBatch(ran: number): void {
     if (this.#started && !this.#closed) {
       if (this.#pollsOnHelper && this.#lastTaken > 0) this.#scheduleContinuation();
-      else this.#backend.rearm();
+      else {
+        this.#backend.rearm();
+        // A posted batch not yet taken is posted again instead (integrate.h): no hand-off then.
+        if (debugging && this.#pollsOnHelper && !this.#helperWaits && !this.#helperPosted) {
+          this.#helperWaits = true;
+          debug('%s: wait handed back to the helper thread', this.mechanism);
+        }
+      }
       this.#afterChange();
     }
     this.#afterBatchHook?.(ran);
   }
+
+  /** NODE_DEBUG's onReady (poll, select): the helper thread has posted a batch. */
+  #onHelperBatch = (): void => {
+    this.#helperWaits = false;
+    this.#helperPosted = true;
+    this.#pump();
+  };
+
+  /** NODE_DEBUG's takeBatch (poll, select): one line per batch the helper hands back, not per record. */
+  #takeLogged = (buffer: ArrayBuffer, offset: number, capacity: number): number => {
+    const n = this.#backend.takeBatch(buffer, offset, capacity);
+    if (this.#helperPosted) {
+      this.#helperPosted = false;
+      debug('%s: batch back from the helper thread (%s)', this.mechanism, n < 0 ? errnoName(n) : n === 1 ? '1 record' : `${n} records`);
+    }
+    // Records taken on this thread send a waiting helper back to wait for rearm() (integrate.h).
+    if (n > 0) this.#helperWaits = false;
+    return n;
+  };
 
   /**
    * Before reading the core's memory after anything that may have grown it (memory.grow
@@ -471,7 +508,24 @@ export class EventLoop extends EventEmitter {
     } else if (timeout < 0 && this.#liveCount() === 0) {
       return 0; // nothing registered: waiting forever would never end
     }
+    if (debugging) return this.#gather((buffer, offset, capacity) => this.#waitLogged(timeout, buffer, offset, capacity));
     return this.#gather((buffer, offset, capacity) => this.#backend.wait(timeout, buffer, offset, capacity));
+  }
+
+  /**
+   * NODE_DEBUG's wait. The backends fold EINTR into 0 records (backend.h); the kernel never ends
+   * an epoll_wait, poll or select before its timeout otherwise, so no records before the
+   * timeout is how an interrupted wait is told (a 0 ms wait cannot be told from one).
+   */
+  #waitLogged(timeout: number, buffer: ArrayBuffer, offset: number, capacity: number): number {
+    const started = performance.now();
+    const count = this.#backend.wait(timeout, buffer, offset, capacity);
+    if (count === 0 && timeout !== 0) {
+      const ms = performance.now() - started;
+      if (timeout < 0) debug('%s wait -> EINTR (no records, no timeout)', this.mechanism);
+      else if (ms < timeout) debug('%s wait -> EINTR (no records after %s of %d ms)', this.mechanism, ms.toFixed(1), timeout);
+    }
+    return count;
   }
 
   /** Takes ready records from the backend into the core's memory, collects, dispatches. */
@@ -484,7 +538,10 @@ export class EventLoop extends EventEmitter {
     const readyPtr = this.#i32[shared + 1];
     const capacity = this.#i32[shared + 2];
     const count = take(this.#buffer, readyPtr, capacity);
-    if (count < 0) throw systemError(count, this.#waitSyscall);
+    if (count < 0) {
+      if (debugging) debug('%s %s -> %s', this.mechanism, this.#pumping ? 'takeBatch' : 'wait', errnoName(count));
+      throw systemError(count, this.#waitSyscall);
+    }
     this.#lastTaken = count;
     this.#length = core.collect(this.#now(), count);
     if (count === capacity) core.growReady(); // a full wait may have left fds unreported
@@ -542,6 +599,7 @@ export class EventLoop extends EventEmitter {
       const interest = core.lastOpInterest();
       const gen = core.lastOpGen() >>> 0;
       const rc = op === OP_ADD ? this.#backend.add(fd, interest, gen) : this.#backend.modify(fd, interest, gen);
+      if (debugging) this.#debugRegistration(op, fd, interest, rc);
       if (rc < 0) {
         core.release(slot, this.#walked()); // the backend refused: leave the core as it was
         throw systemError(rc, this.#addSyscall);
@@ -564,11 +622,23 @@ export class EventLoop extends EventEmitter {
       const core = this.#core;
       const op = core.lastOpKind();
       // Errors are ignored: an fd closed behind the loop's back has left the backend already.
-      if (op === OP_REMOVE) this.#backend.remove(ev.fd);
-      else if (op === OP_MODIFY) this.#backend.modify(ev.fd, core.lastOpInterest(), core.lastOpGen() >>> 0);
+      if (op === OP_REMOVE) {
+        const rc = this.#backend.remove(ev.fd);
+        if (debugging) this.#debugRegistration(op, ev.fd, 0, rc);
+      } else if (op === OP_MODIFY) {
+        const interest = core.lastOpInterest();
+        const rc = this.#backend.modify(ev.fd, interest, core.lastOpGen() >>> 0);
+        if (debugging) this.#debugRegistration(op, ev.fd, interest, rc);
+      }
     }
     if (this.#started && !this.#running) this.#changed();
     return true;
+  }
+
+  /** NODE_DEBUG's line for a registration change: `epoll add fd 5 READ|EDGE -> 0`. */
+  #debugRegistration(op: number, fd: number, interest: number, rc: number): void {
+    const what = op === OP_REMOVE ? '' : ` ${interestNames(interest)}`;
+    debug('%s %s fd %d%s -> %s', this.mechanism, BACKEND_CALLS[op], fd, what, rc < 0 ? errnoName(rc) : String(rc));
   }
 
   /**

@@ -1,6 +1,7 @@
 // The native addon: backends that register, wait and report; they never call JavaScript.
 import { createRequire } from 'node:module';
 import { artefact } from './paths.js';
+import { debug, debugging } from './debug.js';
 
 /**
  * A backend. add, modify, remove, wait, takeBatch and rearm are the object's own functions,
@@ -45,6 +46,6 @@ export interface NativeAddon {
 const require = createRequire(import.meta.url);
 // EVPOLL_ADDON=path loads that build instead (scripts/asan.mjs and valgrind.mjs point it at
 // their own builds); otherwise build/Release, else build/Debug.
-export const addon: NativeAddon = require(
-  process.env.EVPOLL_ADDON || artefact('the native addon', ['build/Release/evpoll.node', 'build/Debug/evpoll.node']),
-);
+const addonFile = process.env.EVPOLL_ADDON || artefact('the native addon', ['build/Release/evpoll.node', 'build/Debug/evpoll.node']);
+export const addon: NativeAddon = require(addonFile);
+if (debugging) debug('addon %s', require.resolve(addonFile));

@@ -211,15 +211,16 @@ export function throwsCode(fn: () => unknown, code: string): Error & { code: str
 
 /**
  * Runs `code`, an ES module body with EventLoop, EV, net (evpoll/net) and MECHANISM in scope,
- * in a child node process on the built package; returns its status, output and duration.
+ * in a child node process on the built package (with `env`, default this process's); returns
+ * its status, output and duration.
  */
-export function runChild(code: string, timeout = 15_000) {
+export function runChild(code: string, timeout = 15_000, env: NodeJS.ProcessEnv = process.env) {
   const url = (f: string) => JSON.stringify(pathToFileURL(join(packageRoot, f)).href);
   const prelude = `import { EventLoop, EV } from ${url('dist/index.js')};
 import * as net from ${url('dist/net.js')};
 const MECHANISM = ${JSON.stringify(MECHANISM)};\n`;
   const started = performance.now();
-  const r = spawnSync(process.execPath, ['--input-type=module', '-e', prelude + code], { encoding: 'utf8', timeout });
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', prelude + code], { encoding: 'utf8', timeout, env });
   return { ...r, ms: performance.now() - started };
 }
 
