@@ -1,6 +1,6 @@
 // The native addon: backends that register, wait and report; they never call JavaScript.
 import { createRequire } from 'node:module';
-import { artefact } from './paths.js';
+import { packageRoot } from './paths.js';
 import { debug, debugging } from './debug.js';
 
 /**
@@ -44,8 +44,25 @@ export interface NativeAddon {
 }
 
 const require = createRequire(import.meta.url);
+
+/**
+ * The addon's file: build/Release or build/Debug when it was compiled here, else the prebuild
+ * for this platform from prebuilds/ (node-gyp-build's search, as the install script used).
+ */
+function addonPath(): string {
+  const { resolve } = require('node-gyp-build') as { resolve(dir: string): string };
+  try {
+    return resolve(packageRoot);
+  } catch (e) {
+    throw new Error(
+      `evpoll: no native addon fits this system, and none was compiled (${(e as Error).message.trim()}). ` +
+        'Compile it with `npm rebuild evpoll` (needs a C/C++ toolchain (g++), make and python3); in a clone of the repository, `npm run build`.',
+    );
+  }
+}
+
 // EVPOLL_ADDON=path loads that build instead (scripts/asan.mjs and valgrind.mjs point it at
-// their own builds); otherwise build/Release, else build/Debug.
-const addonFile = process.env.EVPOLL_ADDON || artefact('the native addon', ['build/Release/evpoll.node', 'build/Debug/evpoll.node']);
+// their own builds).
+const addonFile = process.env.EVPOLL_ADDON || addonPath();
 export const addon: NativeAddon = require(addonFile);
 if (debugging) debug('addon %s', require.resolve(addonFile));

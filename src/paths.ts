@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path';
 
 /**
  * The package root: the nearest folder above this module whose package.json is evpoll's. The
- * module may be dist/index.js, a shared chunk in dist/chunks/, or a compiled test in .test-out/.
+ * module may be the bundle dist/evpoll.cjs, or a compiled test in .test-out/.
  */
 function findRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
