@@ -161,25 +161,65 @@ void Watcher::NotifyJs() {
   napi_env env = env_;
   napi_handle_scope scope;
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
-  napi_value owner, on_ready, result;
+  napi_value owner, on_ready;
   if (napi_get_reference_value(env, owner_, &owner) == napi_ok &&
       napi_get_reference_value(env, on_ready_, &on_ready) == napi_ok) {
-    // napi_make_callback, not napi_call_function: it drains nextTick and microtasks after the
-    // call, as Node does after its own callbacks. onReady may stop or close: this Watcher
-    // then stays allocated until its close callback, in a later loop turn.
-    napi_make_callback(env, async_context_, owner, on_ready, 0, nullptr, &result);
-    bool pending = false;
-    napi_is_exception_pending(env, &pending);
-    if (pending) {
-      // Nobody above us to catch it: Node's uncaughtException path. (A worker being
-      // terminated cannot run JS any more: napi_fatal_exception then does nothing.)
-      napi_value error;
-      if (napi_get_and_clear_last_exception(env, &error) == napi_ok) {
-        napi_fatal_exception(env, error);
+    // The wake-up loop (integrate.h): onReady() again while it reports a productive batch and
+    // there is more, within the budget.
+    uint64_t deadline = uv_hrtime() + kMaxNanos;
+    for (int calls = 1;; calls++) {
+      bool posted = false;
+      if (helper_started_) {
+        std::lock_guard<std::mutex> lock(mu_);
+        posted = HasPostedLocked();
       }
+      napi_value arg, result;
+      napi_get_boolean(env, posted, &arg);
+      // napi_make_callback, not napi_call_function: it drains nextTick and microtasks after
+      // the call, as Node does after its own callbacks. onReady may stop or close: this
+      // Watcher then stays allocated until its close callback, in a later loop turn.
+      napi_status status = napi_make_callback(env, async_context_, owner, on_ready, 1, &arg, &result);
+      bool pending = false;
+      napi_is_exception_pending(env, &pending);
+      if (pending) {
+        // Nobody above us to catch it: Node's uncaughtException path. (A worker being
+        // terminated cannot run JS any more: napi_fatal_exception then does nothing.)
+        napi_value error;
+        if (napi_get_and_clear_last_exception(env, &error) == napi_ok) {
+          napi_fatal_exception(env, error);
+        }
+        break;
+      }
+      bool more = false;
+      if (status != napi_ok || stopped_ || napi_get_value_bool(env, result, &more) != napi_ok ||
+          !more) {
+        break;
+      }
+      if (calls >= kMaxBatches || uv_hrtime() >= deadline) {
+        // Out of budget with JS still productive: let Node's loop have a full turn first.
+        // epoll's fd stays readable while anything is ready (libuv polls it level-triggered);
+        // the helper is parked, so poll and select post to themselves.
+        if (helper_started_) uv_async_send(&async_);
+        break;
+      }
+      if (!helper_started_ && !LookAhead()) break;
     }
   }
   napi_close_handle_scope(env, scope);
+}
+
+// epoll, between two calls of a wake-up: whether anything is ready, by a non-blocking wait
+// whose records the next TakeBatch hands out. An error is kept for it too.
+bool Watcher::LookAhead() {
+  if (ahead_.size() < static_cast<size_t>(capacity_)) ahead_.resize(capacity_);
+  int n = module_->wait(backend_, 0, ahead_.data(), capacity_);
+  if (n < 0) {
+    ahead_error_ = n;
+    return true;
+  }
+  ahead_size_ = static_cast<size_t>(n);
+  ahead_taken_ = 0;
+  return n > 0;
 }
 
 void* Watcher::HelperMain(void* arg) {
@@ -236,30 +276,53 @@ void Watcher::ChangedLocked() {
   }
 }
 
+int Watcher::CopyOut(evp_record* out, int capacity, const evp_record* from, size_t size,
+                     size_t* taken) {
+  size_t left = size - *taken;
+  int n = left < static_cast<size_t>(capacity) ? static_cast<int>(left) : capacity;
+  std::memcpy(out, from + *taken, static_cast<size_t>(n) * sizeof *out);
+  *taken += static_cast<size_t>(n);
+  return n;
+}
+
 int Watcher::TakeBatch(evp_record* out, int capacity) {
-  if (!helper_started_) return module_->wait(backend_, 0, out, capacity);
+  if (!helper_started_) {
+    capacity_ = capacity;
+    if (ahead_error_ != 0) {
+      int err = ahead_error_;
+      ahead_error_ = 0;
+      return err;
+    }
+    if (ahead_taken_ < ahead_size_) {
+      // Read ahead by the wait LookAhead() made: the live wait has already dropped what it
+      // found invalid, as a blocking one does.
+      int n = CopyOut(out, capacity, ahead_.data(), ahead_size_, &ahead_taken_);
+      if (ahead_taken_ == ahead_size_) ahead_size_ = ahead_taken_ = 0;
+      return n;
+    }
+    return module_->wait(backend_, 0, out, capacity);
+  }
   std::lock_guard<std::mutex> lock(mu_);
   if (error_ != 0) {
     int err = error_;
     error_ = 0;
     return err;
   }
-  size_t left = batch_.size() - taken_;
-  if (left == 0) {
-    // Called with no batch posted (from a JS timer, or before the helper's first wait has
-    // returned): what is ready now, as epoll answers, from the live set. The helper is then
-    // sent back to wait for Rearm(): what it is about to report is this same readiness, which
-    // would be stale once JS has handled it.
+  if (taken_ == batch_.size()) {
+    // Called with no batch posted (from a JS timer, from the wake-up loop after a productive
+    // batch, or before the helper's first wait has returned): what is ready now, as epoll
+    // answers, from the live set. The helper is then sent back to wait for Rearm(): what it is
+    // about to report is this same readiness, which would be stale once JS has handled it.
     int n = module_->wait(backend_, 0, out, capacity);
+    look_again_ = n > 0;
     if (n > 0) {
       armed_ = false;
       ChangedLocked();
     }
     return n;
   }
-  int n = left < static_cast<size_t>(capacity) ? static_cast<int>(left) : capacity;
-  std::memcpy(out, batch_.data() + taken_, static_cast<size_t>(n) * sizeof *out);
-  taken_ += static_cast<size_t>(n);
+  int n = CopyOut(out, capacity, batch_.data(), batch_.size(), &taken_);
+  look_again_ = true;
   if (taken_ == batch_.size()) {
     batch_.clear();
     taken_ = 0;
@@ -279,8 +342,11 @@ void Watcher::Rearm() {
   if (!helper_started_) return;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (taken_ < batch_.size() || error_ != 0) {
-      // Not all taken: another onReady() for the rest rather than a new wait.
+    if (HasPostedLocked() || look_again_) {
+      // Not all taken: another onReady() for the rest rather than a new wait. Or the last
+      // batch took records (this batch ran outside a wake-up: from a JS timer or immediate):
+      // look again in a wake-up loop of our own, next turn, the helper still parked.
+      look_again_ = false;
       uv_async_send(&async_);
       return;
     }

@@ -6,6 +6,36 @@
 // - poll, select: a helper thread waits on a snapshot of the registered set (backend.h's
 //   snapshot functions) and posts the records back through a uv_async_t. It does not wait
 //   again until Rearm(), or a level-triggered fd left ready would spin it.
+//
+// One wake-up, several batches. Waking through libuv costs a whole turn of Node's loop per
+// batch (libuv's own epoll_wait, its timers and check phases, an eventfd for the helper's
+// post): at low concurrency, where each batch holds one event, that turn was a third of the
+// cost of an event. So a wake-up (OnPollable, OnPosted) calls onReady() in a loop:
+//
+//   onReady(posted) -> boolean. Each call through napi_make_callback, so that nextTick and
+//   microtasks drain after every batch and async_hooks see one callback per batch, as before.
+//   `posted`: the helper thread's batch is waiting to be taken (NODE_DEBUG tells of it).
+//   It returns true when it took records and handled all of them: readiness may have moved on
+//   (a callback wrote to a peer, a level-triggered fd is still readable), so look again now.
+//   - epoll: the Watcher looks itself, with a non-blocking epoll_wait whose records it keeps
+//     for the next TakeBatch (no syscall wasted); onReady() again only when it found some.
+//   - poll, select: onReady() again at once; its TakeBatch finds no batch posted and polls the
+//     live set without blocking (the helper stays parked). When that finds nothing, JS calls
+//     Rearm() and the helper takes the wait back, as after any batch.
+//   Returning false (nothing taken, entries left by a callback that threw, the loop stopped)
+//   ends the loop: the wake-up is over.
+//
+// Budget: at most kMaxBatches calls and about kMaxNanos per wake-up, so that Node's own I/O,
+// timers and immediates are never starved by a loop that stays busy (a level-triggered fd
+// never drained). When the budget runs out with JS still productive, the Watcher hands back
+// to libuv: epoll's fd is still readable (libuv polls it level-triggered), so the next turn
+// wakes it again; poll and select post to themselves (uv_async_send), the next turn goes on
+// where this one stopped, the helper still parked. Either way Node runs a full turn between.
+//
+// A batch JS runs outside a wake-up (from its Node timer, or the setImmediate of start() or
+// after a callback threw) is not looped; after a productive one JS calls Rearm(), which for
+// poll and select posts to itself, so that the rest of the burst runs in wake-up loops
+// (epoll needs nothing: libuv polls its fd again).
 #ifndef EVPOLL_INTEGRATE_H
 #define EVPOLL_INTEGRATE_H
 
@@ -15,6 +45,7 @@
 
 #include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <mutex>
 #include <vector>
 
@@ -51,15 +82,23 @@ class Watcher {
   }
 
   // Writes up to `capacity` ready records to out; the count (0 when there is nothing), or
-  // -errno. Never blocks. poll, select: the helper's batch, whose records that do not fit are
-  // kept for the next call; with no batch posted, a non-blocking wait on the live set.
+  // -errno. Never blocks. epoll: the records the wake-up loop read ahead, else a non-blocking
+  // wait. poll, select: the helper's batch, whose records that do not fit are kept for the next
+  // call; with no batch posted, a non-blocking wait on the live set.
   int TakeBatch(evp_record* out, int capacity);
 
   // The batch has been handled: the helper thread may wait again (a no-op for epoll). If
-  // records are still untaken, onReady() is called again for them instead.
+  // records are still untaken, onReady() is called again for them instead; so it is, in a
+  // wake-up loop of its own on the next turn, if the last TakeBatch took records (JS calls
+  // Rearm() after a productive batch only when it ran outside a wake-up loop).
   void Rearm();
 
   void SetRef(bool ref);
+
+  // The budget of one wake-up (see the top of this file). 32 batches amortise the libuv turn
+  // to a few percent of an event; 1 ms is Node's timer resolution.
+  static constexpr int kMaxBatches = 32;
+  static constexpr uint64_t kMaxNanos = 1000000;
 
  private:
   Watcher(napi_env env, const evp_module* module, evp_backend* backend, int wake_fd,
@@ -72,6 +111,10 @@ class Watcher {
   static void* HelperMain(void* arg);
 
   void NotifyJs();
+  bool LookAhead();
+  bool HasPostedLocked() const { return taken_ < batch_.size() || error_ != 0; }
+  static int CopyOut(evp_record* out, int capacity, const evp_record* from, size_t size,
+                     size_t* taken);
   void RunHelper();
   void ChangedLocked();
   void Finish();
@@ -88,6 +131,14 @@ class Watcher {
   napi_ref on_ready_ = nullptr;
   napi_async_context async_context_ = nullptr;
   napi_async_cleanup_hook_handle cleanup_hook_ = nullptr;
+
+  // epoll: the records of the wake-up loop's own non-blocking wait, for the next TakeBatch
+  // (JS thread only). ahead_size_ of ahead_ are valid, ahead_taken_ of them handed out.
+  std::vector<evp_record> ahead_;
+  size_t ahead_size_ = 0;
+  size_t ahead_taken_ = 0;
+  int ahead_error_ = 0;  // a -errno of that wait, for the next TakeBatch
+  int capacity_ = 1;     // the capacity JS's last TakeBatch offered: the read-ahead's
 
   // One of the two, by mechanism; handle_ is the one in use.
   uv_poll_t poll_;
@@ -108,6 +159,7 @@ class Watcher {
   bool dirty_ = false;         // the set changed since the helper's snapshot
   bool in_wait_ = false;       // the helper is in poll()/select() (or about to be)
   bool wake_written_ = false;  // wake_fd_ has a byte the helper has not drained
+  bool look_again_ = false;    // the last TakeBatch took records: Rearm() looks again
   int error_ = 0;              // a -errno for the next TakeBatch
   std::vector<evp_record> batch_;
   size_t taken_ = 0;  // records of batch_ already handed to JS

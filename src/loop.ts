@@ -116,9 +116,9 @@ export class EventLoop extends EventEmitter {
   #changeQueued = false;
   /**
    * poll and select: integrated mode waits on a helper thread (epoll's own fd is polled by
-   * libuv). After a batch that found records the JS thread polls again itself on the next
-   * turn, and only hands back to the helper when that finds nothing: a busy loop then never
-   * pays the two thread hand-offs per batch.
+   * libuv). After a batch that found records the JS thread polls again itself (at once, in the
+   * native wake-up loop: integrate.h), and only hands back to the helper when that finds
+   * nothing: a busy loop then never pays the two thread hand-offs per batch.
    */
   readonly #pollsOnHelper: boolean;
   /** Records the last takeBatch() returned. */
@@ -267,7 +267,7 @@ export class EventLoop extends EventEmitter {
     // From a callback of a started loop's batch (stop() then start()) it simply re-attaches.
     if (this.#running && !this.#pumping) throw new EvpollError('ERR_EVPOLL_BUSY', 'start() called while run()/runOnce() is driving the loop');
     this.#started = true;
-    this.#backend.startWatching(debugging && this.#pollsOnHelper ? this.#onHelperBatch : () => this.#pump());
+    this.#backend.startWatching(debugging && this.#pollsOnHelper ? this.#onHelperBatch : this.#onReady);
     if (debugging) {
       this.#helperWaits = this.#pollsOnHelper;
       debug(this.#pollsOnHelper ? `started (integrated mode): ${this.mechanism}'s wait handed to a helper thread` : `started (integrated mode): libuv polls ${this.mechanism}'s fd`);
@@ -404,9 +404,19 @@ export class EventLoop extends EventEmitter {
     if (!this.#keepingAlive) this.#continuation.unref();
   }
 
-  /** Integrated mode: one batch — whatever is ready now (never blocking) plus due timers. */
-  #pump(): void {
-    if (!this.#started || this.#running) return;
+  /**
+   * The native watcher's onReady (integrate.h): one batch; true when it took records and ran
+   * them all, so that the watcher looks again at once (within its budget per wake-up).
+   */
+  #onReady = (): boolean => this.#pump(true);
+
+  /**
+   * Integrated mode: one batch — whatever is ready now (never blocking) plus due timers.
+   * `native`: called by the watcher's wake-up loop, which looks again after a productive batch
+   * itself; from a Node timer or immediate, rearm() asks it for a wake-up of its own.
+   */
+  #pump(native = false): boolean {
+    if (!this.#started || this.#running) return false;
     this.#running = this.#pumping = true;
     let ran = 0;
     this.#lastTaken = 0;
@@ -421,19 +431,23 @@ export class EventLoop extends EventEmitter {
       // next turn of Node's loop.
       this.#running = this.#pumping = false;
       this.#scheduleContinuation();
-      this.#afterBatch(ran);
+      this.#afterBatch(ran, false);
       if (this.listenerCount('error') > 0) this.emit('error', err);
       else throw err;
-      return;
+      return false;
     }
     this.#running = this.#pumping = false;
-    this.#afterBatch(ran);
+    this.#afterBatch(ran, native);
+    return native && this.#started && this.#lastTaken > 0;
   }
 
-  #afterBatch(ran: number): void {
+  #afterBatch(ran: number, native: boolean): void {
     if (this.#started && !this.#closed) {
-      if (this.#pollsOnHelper && this.#lastTaken > 0) this.#scheduleContinuation();
-      else {
+      if (this.#pollsOnHelper && this.#lastTaken > 0) {
+        // Look again before handing the wait back: the wake-up loop does when it called
+        // (native); otherwise rearm() posts a wake-up of its own for the next turn (integrate.h).
+        if (!native) this.#backend.rearm();
+      } else {
         this.#backend.rearm();
         // A posted batch not yet taken is posted again instead (integrate.h): no hand-off then.
         if (debugging && this.#pollsOnHelper && !this.#helperWaits && !this.#helperPosted) {
@@ -446,11 +460,13 @@ export class EventLoop extends EventEmitter {
     this.#afterBatchHook?.(ran);
   }
 
-  /** NODE_DEBUG's onReady (poll, select): the helper thread has posted a batch. */
-  #onHelperBatch = (): void => {
-    this.#helperWaits = false;
-    this.#helperPosted = true;
-    this.#pump();
+  /** NODE_DEBUG's onReady (poll, select): `posted` when the helper thread has posted a batch (else the wake-up loop's next call). */
+  #onHelperBatch = (posted: boolean): boolean => {
+    if (posted) {
+      this.#helperWaits = false;
+      this.#helperPosted = true;
+    }
+    return this.#pump(true);
   };
 
   /** NODE_DEBUG's takeBatch (poll, select): one line per batch the helper hands back, not per record. */

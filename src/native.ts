@@ -20,8 +20,13 @@ export interface NativeBackend {
   /** Waits, writes (fd, gen, revents) int32 records at byteOffset; count, or -errno. */
   wait(timeoutMs: number, buffer: ArrayBuffer, byteOffset: number, capacity: number): number;
   close(): void;
-  /** Integrated mode: call onReady (via napi_make_callback) whenever the backend may have ready fds. */
-  startWatching(onReady: () => void): void;
+  /**
+   * Integrated mode: call onReady (via napi_make_callback) whenever the backend may have ready
+   * fds; `posted` when the helper thread (poll, select) has posted a batch. It returns true when
+   * it took records and handled them all: the watcher then looks again within the same wake-up
+   * (integrate.h).
+   */
+  startWatching(onReady: (posted: boolean) => boolean): void;
   stopWatching(): void;
   /** Integrated mode: the ready records gathered so far, never blocking; count or -errno. */
   takeBatch(buffer: ArrayBuffer, byteOffset: number, capacity: number): number;
