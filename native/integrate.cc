@@ -167,20 +167,23 @@ void Watcher::NotifyJs() {
     // The wake-up loop (integrate.h): onReady() again while it reports a productive batch and
     // there is more, within the budget.
     uint64_t deadline = uv_hrtime() + kMaxNanos;
+    napi_value no, yes;
+    napi_get_boolean(env, false, &no);
+    napi_get_boolean(env, true, &yes);
     for (int calls = 1;; calls++) {
       bool posted = false;
       if (helper_started_) {
         std::lock_guard<std::mutex> lock(mu_);
         posted = HasPostedLocked();
       }
-      napi_value arg, result;
-      napi_get_boolean(env, posted, &arg);
+      napi_value arg = posted ? yes : no;
+      napi_value result;
       // napi_make_callback, not napi_call_function: it drains nextTick and microtasks after
       // the call, as Node does after its own callbacks. onReady may stop or close: this
       // Watcher then stays allocated until its close callback, in a later loop turn.
       napi_status status = napi_make_callback(env, async_context_, owner, on_ready, 1, &arg, &result);
       bool pending = false;
-      napi_is_exception_pending(env, &pending);
+      if (status != napi_ok) napi_is_exception_pending(env, &pending);
       if (pending) {
         // Nobody above us to catch it: Node's uncaughtException path. (A worker being
         // terminated cannot run JS any more: napi_fatal_exception then does nothing.)

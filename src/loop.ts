@@ -274,8 +274,10 @@ export class EventLoop extends EventEmitter {
     }
     this.#keepingAlive = true; // the watcher starts ref'd
     this.#afterChange();
-    // Entries left by a callback that threw while detached, or timers already due.
-    this.#scheduleContinuation();
+    // Entries left by a callback that threw while detached, or timers already due; poll and
+    // select: what is ready now too, before the helper thread's first wait. (epoll's fd is
+    // polled by libuv from its next turn on: a cold setImmediate here costs more than that.)
+    if (this.#pollsOnHelper || this.#next < this.#length || this.#timerAt <= this.#now()) this.#scheduleContinuation();
     return this;
   }
 
@@ -356,14 +358,18 @@ export class EventLoop extends EventEmitter {
       if (alive) this.#backend.ref();
       else this.#backend.unref();
     }
-    const now = this.#now();
-    const timeout = this.#timeoutFrom(now);
-    if (timeout >= 0 && now + timeout < this.#timerAt) {
-      if (this.#timer) clearTimeout(this.#timer);
-      this.#timerAt = now + timeout;
-      // libuv's clock is cached per turn in whole ms: this may fire a little early, and then
-      // collect() finds nothing due and the timer is simply armed again.
-      this.#timer = setTimeout(this.#onTimer, timeout);
+    // No timer pending (the earliest deadline is Infinity): nothing to arm, no clock to read.
+    if (this.#i32.length === 0) this.#refreshViews();
+    if (this.#f64[this.#earliest] !== Infinity) {
+      const now = this.#now();
+      const timeout = this.#timeoutFrom(now);
+      if (timeout >= 0 && now + timeout < this.#timerAt) {
+        if (this.#timer) clearTimeout(this.#timer);
+        this.#timerAt = now + timeout;
+        // libuv's clock is cached per turn in whole ms: this may fire a little early, and then
+        // collect() finds nothing due and the timer is simply armed again.
+        this.#timer = setTimeout(this.#onTimer, timeout);
+      }
     }
     if (this.#timer) {
       if (alive) this.#timer.ref();
@@ -443,14 +449,15 @@ export class EventLoop extends EventEmitter {
 
   #afterBatch(ran: number, native: boolean): void {
     if (this.#started && !this.#closed) {
+      // epoll: nothing to hand back (rearm() is a no-op there); libuv polls its fd again.
       if (this.#pollsOnHelper && this.#lastTaken > 0) {
         // Look again before handing the wait back: the wake-up loop does when it called
         // (native); otherwise rearm() posts a wake-up of its own for the next turn (integrate.h).
         if (!native) this.#backend.rearm();
-      } else {
+      } else if (this.#pollsOnHelper) {
         this.#backend.rearm();
         // A posted batch not yet taken is posted again instead (integrate.h): no hand-off then.
-        if (debugging && this.#pollsOnHelper && !this.#helperWaits && !this.#helperPosted) {
+        if (debugging && !this.#helperWaits && !this.#helperPosted) {
           this.#helperWaits = true;
           debug('%s: wait handed back to the helper thread', this.mechanism);
         }
