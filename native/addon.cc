@@ -381,7 +381,7 @@ class Backend : public Napi::ObjectWrap<Backend> {
       SystemError(env, err, s_->module->init_syscall).ThrowAsJavaScriptException();
       return;
     }
-    if (s_->module->snapshot != nullptr) {
+    if (s_->module->needs_helper_thread) {
       // Integrated mode's helper thread is woken through it. Made now, not at startWatching:
       // select needs it below FD_SETSIZE, and the fds opened later only go higher.
       s_->wake_fd = CreateWakeFd();

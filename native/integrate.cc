@@ -50,11 +50,10 @@ Watcher* Watcher::Start(napi_env env, napi_value owner, napi_value on_ready,
   }
   auto* w = new Watcher(env, module, backend, wake_fd, slot);
   int r;
-  int fd = module->pollable_fd(backend);
-  if (fd >= 0) {
+  if (!module->needs_helper_thread) {
     // Sets O_NONBLOCK on the epoll fd: epoll_wait does not care.
     *syscall = "uv_poll_init";
-    r = uv_poll_init(loop, &w->poll_, fd);
+    r = uv_poll_init(loop, &w->poll_, module->pollable_fd(backend));
     if (r == 0) {
       w->handle_ = reinterpret_cast<uv_handle_t*>(&w->poll_);
       *syscall = "uv_poll_start";

@@ -2,10 +2,11 @@
 // A Watcher tells JS when the backend has (or may have) ready fds, by calling onReady() on the
 // JS thread; JS then takes the records (TakeBatch), runs its callbacks and calls Rearm().
 //
-// - epoll: libuv polls the epoll fd itself (uv_poll_t); TakeBatch is a non-blocking wait.
-// - poll, select: a helper thread waits on a snapshot of the registered set (backend.h's
-//   snapshot functions) and posts the records back through a uv_async_t. It does not wait
-//   again until Rearm(), or a level-triggered fd left ready would spin it.
+// - epoll (backend.h's needs_helper_thread is 0): libuv polls the epoll fd itself
+//   (uv_poll_t); TakeBatch is a non-blocking wait.
+// - poll, select (needs_helper_thread): a helper thread waits on a snapshot of the registered
+//   set (backend.h's snapshot functions) and posts the records back through a uv_async_t. It
+//   does not wait again until Rearm(), or a level-triggered fd left ready would spin it.
 #ifndef EVPOLL_INTEGRATE_H
 #define EVPOLL_INTEGRATE_H
 
