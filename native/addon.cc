@@ -504,7 +504,9 @@ class Backend : public Napi::ObjectWrap<Backend> {
   State* s_;
 };
 
-// mechanisms() -> [{ name, supportEdgeTrigger, available }] in order of preference.
+// mechanisms() -> [{ name, supportEdgeTrigger, available, supportExclusive, fdLimit,
+// helperThread, syscalls: { add, wait } }] in order of preference: the module struct's
+// capabilities, so that JS never decides by name. fdLimit is null when there is none.
 Napi::Value Mechanisms(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Array list = Napi::Array::New(env, sizeof kModules / sizeof kModules[0]);
@@ -514,6 +516,13 @@ Napi::Value Mechanisms(const Napi::CallbackInfo& info) {
     o.Set("name", Napi::String::New(env, m->name));
     o.Set("supportEdgeTrigger", Napi::Boolean::New(env, m->support_edge_trigger != 0));
     o.Set("available", Napi::Boolean::New(env, m->available() != 0));
+    o.Set("supportExclusive", Napi::Boolean::New(env, m->support_exclusive != 0));
+    o.Set("fdLimit", m->fd_limit > 0 ? Napi::Number::New(env, m->fd_limit) : env.Null());
+    o.Set("helperThread", Napi::Boolean::New(env, m->needs_helper_thread != 0));
+    Napi::Object syscalls = Napi::Object::New(env);
+    syscalls.Set("add", Napi::String::New(env, m->add_syscall));
+    syscalls.Set("wait", Napi::String::New(env, m->wait_syscall));
+    o.Set("syscalls", syscalls);
     list.Set(i++, o);
   }
   return list;

@@ -31,10 +31,15 @@ export interface NativeBackend {
   unref(): void;
 }
 
+/** One backend's module struct (backend.h), as mechanisms() reports it; src/mechanisms.ts documents the fields. */
 export interface NativeMechanism {
   name: string;
   supportEdgeTrigger: boolean;
   available: boolean;
+  supportExclusive: boolean;
+  fdLimit: number | null;
+  helperThread: boolean;
+  syscalls: { add: string; wait: string };
 }
 
 export interface NativeAddon {
