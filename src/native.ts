@@ -5,9 +5,9 @@ import { debug, debugging } from './debug.js';
 
 /**
  * A backend. add, modify, remove, wait, takeBatch and rearm are the object's own functions,
- * bound to it natively (no lookup of the C++ object per call); they keep working when taken off
- * it, and answer -EBADF (rearm: nothing) once the backend is closed or collected. A subclass that
- * overrides one keeps its override, and reaches the prototype's method through super.
+ * bound to it natively when it is made (no lookup of the C++ object per call); they keep
+ * working when taken off it, and answer -EBADF (rearm: nothing) once the backend is closed or
+ * collected. They are not on the prototype: a subclass cannot override them.
  */
 export interface NativeBackend {
   readonly name: string;
