@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EV, Event, EvpollError, type EventLoop } from '../src/index.js';
 import { addon } from '../src/native.js';
-import { newLoop, iterate, iterateExpecting, pipe, writeByte, drain, close, throwsCode, openFds } from './helpers.js';
+import { newLoop, iterate, iterateExpecting, pipe, writeByte, drain, close, throwsCode, openFds, noop } from './helpers.js';
 
 
 /** The loop still dispatches, and `survivor` (registered before the error) still fires. */
@@ -27,8 +27,6 @@ function withSurvivor(loop: EventLoop) {
   loop.event(r, EV.READ, () => { n++; drain(r); }).add();
   return { w, count: () => n };
 }
-
-const noop = () => {};
 
 test('invalid arguments: ERR_EVPOLL_INVALID_ARG, nothing registered is lost', async () => {
   const loop = newLoop();
