@@ -8,6 +8,7 @@
 // and must still see them exit.
 import { constants } from 'node:os';
 import { addon } from './native.js';
+import { ECHILD } from './net.js';
 import { EV } from './flags.js';
 import { invalidArg, systemError } from './errors.js';
 import { Event, kTrusted, type EventCallback } from './event.js';
@@ -20,7 +21,6 @@ interface PidfdOps {
   close(fd: number): number;
 }
 const ops = addon as unknown as PidfdOps;
-const ECHILD = -10;
 const MAX_PID = 0x7fffffff;
 
 /** How a child ended, as child_process's 'exit' gives it: one of code and signal is null. */
