@@ -7,12 +7,12 @@
 
 import { regrow, grownCapacity } from './region';
 import { EV_TIMEOUT, EV_ERROR, EV_PERSIST, RW, REV_HUP, REV_INVALID } from './constants';
+import { ENTRY, SHARED, publishDispatchList, publishReadyArea } from './shared';
 import { recycleRetired, retireRecord, slotRecord, slotInterest, slotNext, STATE } from './slots';
 import { fdCapacity, fdGen, fdHead, forgetFd } from './fds';
 import { popDue, reschedulePopped, publishTimers, scheduledCount, takeDue } from './timers';
 
 const RECORD: usize = 12; // int32 fd, uint32 generation, int32 revents: written by native
-const ENTRY: usize = 8; // int32 slot, int32 which
 
 let ready: usize = 0;
 let readyCap: i32 = 0;
@@ -20,31 +20,7 @@ let list: usize = 0;
 let listCap: i32 = 0;
 let listLen: i32 = 0;
 
-// The shared words: what the JS side reads from memory instead of calling in, 24 bytes at
-// sharedPtr() (8-aligned, fixed for the instance's life):
-//
-//   byte  0  u32  dispatch list address        rewritten whenever the list moves (collect)
-//   byte  4  u32  ready area address           rewritten whenever the area moves (growReady)
-//   byte  8  i32  ready area capacity, records rewritten by growReady
-//   byte 12  i32  live slot count = pendingCount(): slots.ts, at every allocSlot/retireRecord
-//   byte 16  f64  earliest timer deadline, +Infinity when no timer is scheduled (the deadline
-//                 nextTimeout() measures from): timers.ts, after every schedule, unschedule,
-//                 and at the end of collect()'s pops
-//
-// Every exported call leaves them current; they are in the data segment, so memory.grow moves
-// nothing (views of memory.buffer must still be re-made after it).
-export const SHARED: usize = memory.data(24, 8);
-export const SHARED_LIVE: usize = 12;
-export const SHARED_EARLIEST: usize = 16;
-store<f64>(SHARED, Infinity, SHARED_EARLIEST);
-
-function publish(): void {
-  store<u32>(SHARED, <u32>list);
-  store<u32>(SHARED, <u32>ready, 4);
-  store<i32>(SHARED, readyCap, 8);
-}
-
-/** The address of the shared words (see SHARED); allocates the ready area first. */
+/** The address of the shared words (shared.ts); allocates the ready area first. */
 export function sharedPtr(): usize {
   if (readyCap == 0) growReady();
   return SHARED;
@@ -62,7 +38,7 @@ export function growReady(): void {
   const next = grownCapacity(readyCap, readyCap + 1, 64);
   ready = regrow(ready, 0, <usize>next * RECORD, false); // written by the backend before read
   readyCap = next;
-  publish();
+  publishReadyArea(ready, readyCap);
 }
 
 export function dispatchPtr(): usize { return list; }
@@ -72,7 +48,7 @@ function append(slot: i32, which: i32): void {
     const next = grownCapacity(listCap, listLen + 1, 64);
     list = regrow(list, <usize>listLen * ENTRY, <usize>next * ENTRY, false);
     listCap = next;
-    publish();
+    publishDispatchList(list);
   }
   const e = list + <usize>listLen * ENTRY;
   store<i32>(e, slot);
