@@ -25,14 +25,6 @@ export function sharedPtr(): usize {
   if (readyCap == 0) growReady();
   return SHARED;
 }
-export function readyPtr(): usize {
-  if (readyCap == 0) growReady();
-  return ready;
-}
-export function readyCapacity(): i32 {
-  if (readyCap == 0) growReady();
-  return readyCap;
-}
 /** Called when a wait filled the ready area: the next one gets twice the room. */
 export function growReady(): void {
   const next = grownCapacity(readyCap, readyCap + 1, 64);
@@ -40,8 +32,6 @@ export function growReady(): void {
   readyCap = next;
   publishReadyArea(ready, readyCap);
 }
-
-export function dispatchPtr(): usize { return list; }
 
 function append(slot: i32, which: i32): void {
   if (listLen == listCap) {

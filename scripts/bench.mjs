@@ -100,6 +100,7 @@ function snapshotArtefacts(dir) {
   const copies = [
     ['build/Release/evpoll.node', 'build/Release/evpoll.node'],
     ['dist/core.wasm', 'dist/core.wasm'],
+    ['dist/core-debug.wasm', 'dist/core-debug.wasm'], // bench/core.ts: the release core plus nextTimeout(), readyPtr()
   ];
   for (const [from, to] of copies) {
     mkdirSync(dirname(join(dir, to)), { recursive: true });
