@@ -4,10 +4,15 @@
 // the Events were added), then due timers by (deadline, sequence). Every due timer is taken
 // out of the heap before any callback runs, so a timer re-added with 0 ms by a callback fires
 // in the next batch, never in this one.
+//
+// A slot collect() releases — a one-shot timer it pops, every Event on an fd the backend reports
+// invalid — has its last entry in the list (its only one: a backend reports an fd at most once a
+// wait) marked ENTRY_RETIRED (shared.ts), and no other entry is: the JS side forgets the Event
+// there rather than repeating this rule.
 
 import { regrow, grownCapacity } from './region';
 import { EV_TIMEOUT, EV_ERROR, EV_PERSIST, RW, REV_HUP, REV_INVALID } from './constants';
-import { ENTRY, SHARED, publishDispatchList, publishReadyArea } from './shared';
+import { ENTRY, ENTRY_RETIRED, SHARED, publishDispatchList, publishReadyArea } from './shared';
 import { recycleRetired, retireRecord, slotRecord, slotInterest, slotNext, STATE } from './slots';
 import { fdCapacity, fdGen, fdHead, forgetFd } from './fds';
 import { popDue, reschedulePopped, publishTimers, scheduledCount, takeDue } from './timers';
@@ -67,14 +72,19 @@ export function collect(now: f64, count: i32): i32 {
     const fd = load<i32>(rec);
     if (fd < 0 || fd >= limit || fdHead(fd) == 0 || fdGen(fd) != load<u32>(rec, 4)) continue; // stale
     const revents = load<i32>(rec, 8);
-    let mask = revents & RW;
-    if (revents & REV_HUP) mask = RW;
-    if (revents & REV_INVALID) mask = RW | EV_ERROR;
+    if (revents & REV_INVALID) {
+      // Every watcher gets ERROR, so each has an entry, and forgetFd() retires each one.
+      for (let link = fdHead(fd); link != 0; link = slotNext(link - 1)) {
+        append(link - 1, (slotInterest(link - 1) & RW) | EV_ERROR | ENTRY_RETIRED);
+      }
+      forgetFd(fd);
+      continue;
+    }
+    const mask = revents & REV_HUP ? RW : revents & RW;
     for (let link = fdHead(fd); link != 0; link = slotNext(link - 1)) {
-      const which = mask & ((slotInterest(link - 1) & RW) | EV_ERROR);
+      const which = mask & slotInterest(link - 1);
       if (which != 0) append(link - 1, which);
     }
-    if (revents & REV_INVALID) forgetFd(fd);
   }
   const firstTimer = listLen;
   // Pop one by one; once the due timers are seen to be a sixteenth of the heap (and at least
@@ -90,10 +100,15 @@ export function collect(now: f64, count: i32): i32 {
     }
   }
   for (let k = firstTimer; k < listLen; k++) {
-    const slot = load<i32>(list + <usize>k * ENTRY);
+    const e = list + <usize>k * ENTRY;
+    const slot = load<i32>(e);
     const record = slotRecord(slot);
-    if (load<i32>(record + STATE) & EV_PERSIST) reschedulePopped(slot, now);
-    else retireRecord(slot, record);
+    if (load<i32>(record + STATE) & EV_PERSIST) {
+      reschedulePopped(slot, now);
+    } else {
+      retireRecord(slot, record);
+      store<i32>(e, EV_TIMEOUT | ENTRY_RETIRED, 4);
+    }
   }
   publishTimers();
   return listLen;

@@ -13,7 +13,7 @@
 // nothing (views of memory.buffer must still be made again after it).
 //
 // The dispatch list (at byte 0's address, collect()'s result entries long): ENTRY bytes an
-// entry, int32 slot then int32 which — the EV bits for the callback.
+// entry, int32 slot then int32 which — the EV bits for the callback, plus ENTRY_RETIRED.
 //
 // A leaf: the modules that write these words import it, it imports none of them.
 
@@ -25,6 +25,12 @@ export const SHARED_LIVE: usize = 12;
 export const SHARED_EARLIEST: usize = 16;
 
 export const ENTRY: usize = 8;
+/**
+ * In an entry's `which`: collect() released this entry's slot (a one-shot timer that fired, or
+ * an Event on an fd the backend reported invalid), so the JS side forgets it before the callback
+ * and may add the Event again. Above every EV bit (constants.ts).
+ */
+export const ENTRY_RETIRED: i32 = 1 << 30;
 
 store<f64>(SHARED, Infinity, SHARED_EARLIEST);
 

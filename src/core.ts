@@ -30,6 +30,13 @@ export interface CoreExports {
   sharedPtr(): number;
 }
 
+/**
+ * In a dispatch entry's `which` (assembly/shared.ts ENTRY_RETIRED): collect() released the
+ * entry's slot (a one-shot timer that fired, an Event on an fd reported invalid). Not an EV bit:
+ * masked off before the callback.
+ */
+export const RETIRED = 1 << 30;
+
 /** The debug build's exports (dist/core-debug.wasm, assembly/debug.ts): for tests and benchmarks. */
 export interface DebugCoreExports extends CoreExports {
   /** ms until the nearest timer from the heap itself (ceil, 0 if due, -1 if none). */

@@ -3,7 +3,7 @@
 import { test } from './harness.js';
 import * as assert from 'uvu/assert';
 import fc from 'fast-check';
-import { instantiateCore, type DebugCoreExports } from '../src/core.js';
+import { instantiateCore, RETIRED, type DebugCoreExports } from '../src/core.js';
 
 type Core = DebugCoreExports;
 const debugCore = (): Core => instantiateCore('dist/core-debug.wasm');
@@ -78,7 +78,7 @@ test('readiness fans out per watcher interest; stale generations are dropped; HU
   putRecords(core, [[7, gen, REV_HUP]]);
   assert.equal(entries(core, core.collect(0, 1)), [[r, READ], [w, WRITE]]);
   putRecords(core, [[7, gen, REV_INVALID]]);
-  assert.equal(entries(core, core.collect(0, 1)), [[r, READ | ERROR], [w, WRITE | ERROR]]);
+  assert.equal(entries(core, core.collect(0, 1)), [[r, READ | ERROR | RETIRED], [w, WRITE | ERROR | RETIRED]]);
   assert.is(core.pendingCount(), 0, 'an invalid fd ends its watchers');
   assert.is(core.release(r), 0);
   // Re-registering the number starts a new generation: old records are stale.
@@ -450,6 +450,88 @@ test('the backend interest: READ/WRITE and EXCLUSIVE of any watcher, EDGE only i
   assert.equal(op(), [2, READ | WRITE | EDGE]);
 });
 
+
+test('RETIRED marks the entries whose slots collect() released: one-shot timers, every Event on an invalid fd', () => {
+  const core = debugCore();
+  const once = core.timerAdd(0, 5, 0);
+  const every = core.timerAdd(0, 5, PERSIST);
+  const r7 = core.watch(7, READ);
+  const gen7 = core.lastOpGen();
+  const w7 = core.watch(7, WRITE | PERSIST);
+  const r8 = core.watch(8, READ | PERSIST);
+  const gen8 = core.lastOpGen();
+  const rw9 = core.watch(9, READ | WRITE);
+  const gen9 = core.lastOpGen();
+  putRecords(core, [[8, gen8, READ], [7, gen7, REV_INVALID], [9, gen9, REV_HUP]]);
+  assert.equal(entries(core, core.collect(5, 3)), [
+    [r8, READ],
+    [r7, READ | ERROR | RETIRED],
+    [w7, WRITE | ERROR | RETIRED],
+    [rw9, READ | WRITE],
+    [once, TIMEOUT | RETIRED],
+    [every, TIMEOUT],
+  ]);
+  assert.is(core.pendingCount(), 3);
+  assert.equal([r7, w7, once].map((slot) => core.release(slot)), [0, 0, 0], 'RETIRED: released already');
+  assert.equal([every, r8, rw9].map((slot) => core.release(slot)), [1, 1, 1], 'not RETIRED: still pending');
+});
+
+test('RETIRED is set exactly when collect() released the slot, and agrees with the rule JS applied before', () => {
+  const FDS = 6;
+  const report = fc.record({
+    fd: fc.integer({ min: 0, max: FDS - 1 }),
+    revents: fc.constantFrom(READ, WRITE, READ | WRITE, REV_HUP, REV_INVALID, REV_INVALID | READ),
+    stale: fc.boolean(),
+  });
+  fc.assert(
+    fc.property(
+      fc.array(
+        fc.oneof(
+          fc.record({ op: fc.constant('timer' as const), ms: fc.integer({ min: 0, max: 4 }), persist: fc.boolean() }),
+          fc.record({ op: fc.constant('watch' as const), fd: fc.integer({ min: 0, max: FDS - 1 }), interest: fc.constantFrom(READ, WRITE, READ | WRITE) }),
+          fc.record({ op: fc.constant('release' as const), pick: fc.nat() }),
+          // A backend reports an fd at most once a wait.
+          fc.record({ op: fc.constant('collect' as const), advance: fc.integer({ min: 0, max: 3 }), reports: fc.uniqueArray(report, { selector: (r) => r.fd, maxLength: FDS }) }),
+        ),
+        { maxLength: 120, size: 'max' },
+      ),
+      (ops) => {
+        const core = debugCore();
+        const kinds = new Map<number, 'once' | 'persist' | 'fd'>(); // the pending slots
+        const gens = new Map<number, number>(); // fd -> its generation
+        let now = 0;
+        for (const o of ops) {
+          if (o.op === 'timer') {
+            kinds.set(core.timerAdd(now, o.ms, o.persist ? PERSIST : 0), o.persist ? 'persist' : 'once');
+          } else if (o.op === 'watch') {
+            kinds.set(core.watch(o.fd, o.interest), 'fd');
+            gens.set(o.fd, core.lastOpGen());
+          } else if (o.op === 'release') {
+            if (kinds.size === 0) continue;
+            const slot = [...kinds.keys()][o.pick % kinds.size];
+            assert.is(core.release(slot, 1), 1);
+            kinds.delete(slot);
+          } else {
+            now += o.advance;
+            putRecords(core, o.reports.map((r) => [r.fd, (gens.get(r.fd) ?? 0) + (r.stale ? 1 : 0), r.revents]));
+            for (const [slot, which] of entries(core, core.collect(now, o.reports.length))) {
+              const kind = kinds.get(slot);
+              assert.ok(kind !== undefined, `an entry for pending slot ${slot}`);
+              const released = kind === 'fd' ? (which & ERROR) !== 0 : kind === 'once';
+              assert.is((which & RETIRED) !== 0, released, `slot ${slot} (${kind}), which ${which}`);
+              if (released) {
+                assert.is(core.release(slot), 0, `RETIRED slot ${slot} is released already`);
+                kinds.delete(slot);
+              }
+            }
+            assert.is(core.pendingCount(), kinds.size, 'no slot released without a RETIRED entry');
+          }
+        }
+      },
+    ),
+    { numRuns: 300 },
+  );
+});
 
 /** The export names of a build of the core, sorted: an instance's exports object has one property each. */
 function exportNames(core: object): string[] {
