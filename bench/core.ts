@@ -1,5 +1,6 @@
-// The WebAssembly core on its own (src/core.ts instantiateCore(): no backend, no Events), against
-// the same algorithm over plain JS typed arrays (bench/js-core.ts). Per operation, ns:
+// The WebAssembly core on its own (its debug build, dist/core-debug.wasm: the release code with a
+// few more exports; no backend, no Events), against the same algorithm over plain JS typed arrays
+// (bench/js-core.ts). Per operation, ns:
 //   add       timerAdd of M timers with random durations 1..60000 ms
 //   next      the ms until the earliest of M queued timers (nextTimeout()'s answer): the wasm side
 //             reads the earliest deadline from the core's shared words, as src/loop.ts does,
@@ -19,7 +20,7 @@
 import { parseArgs } from 'node:util';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { instantiateCore, type CoreExports } from '../src/core.js';
+import { instantiateCore, type DebugCoreExports } from '../src/core.js';
 import { JsCore } from './js-core.js';
 import { summarize, fmt } from './stats.js';
 import { saveWorkload } from './results.js';
@@ -77,7 +78,7 @@ function timeoutFrom(earliest: number, at: number): number {
 }
 
 /** One pass over the WebAssembly core. Written out twice (here and below) on purpose: one call site per side. */
-function wasmPass(core: CoreExports, m: number, w: number): Pass {
+function wasmPass(core: DebugCoreExports, m: number, w: number): Pass {
   const { freq, order } = inputs(m);
   const slots = new Int32Array(m);
   const r = {} as Pass;
@@ -177,7 +178,7 @@ function child(side: string): Pass[] {
   const passes = Number(values.passes);
   const out: Pass[] = [];
   if (side === 'wasm') {
-    const core = instantiateCore();
+    const core = instantiateCore('dist/core-debug.wasm');
     for (let p = 0; p < WARMUP; p++) wasmPass(core, m, w); // untimed: JIT, and the linear memory grown to size
     for (let p = 0; p < passes; p++) out.push(wasmPass(core, m, w));
   } else {

@@ -101,7 +101,8 @@ await esbuild.stop();
  */
 function snapshotArtefacts(dir) {
   const manifest = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
-  const copies = ['build/Release/evpoll.node', 'dist/core.wasm', 'dist/evpoll.cjs', 'dist/index.js', 'dist/net.js'];
+  // dist/core-debug.wasm: bench/core.ts measures the release core plus nextTimeout(), readyPtr().
+  const copies = ['build/Release/evpoll.node', 'dist/core.wasm', 'dist/core-debug.wasm', 'dist/evpoll.cjs', 'dist/index.js', 'dist/net.js'];
   for (const file of copies) {
     mkdirSync(dirname(join(dir, file)), { recursive: true });
     copyFileSync(join(root, file), join(dir, file));

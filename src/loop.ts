@@ -7,7 +7,7 @@ import { debug, debugging, interestNames } from './debug.js';
 import { Event, type EventCallback } from './event.js';
 import { resolveMechanism } from './mechanisms.js';
 import { addon, type NativeBackend } from './native.js';
-import { instantiateCore, type CoreExports } from './core.js';
+import { instantiateCore, RETIRED, type CoreExports } from './core.js';
 import { SignalSet, type SignalEvent, type SignalName } from './signals.js';
 import { ChildWatchers, type ChildCallback, type ChildEvent } from './child.js';
 import { read } from './net.js';
@@ -561,13 +561,13 @@ export class EventLoop extends EventEmitter {
       const which = this.#i32[at + 1];
       const ev = this.#events[slot];
       if (ev === undefined) continue; // deleted by an earlier callback of this batch
-      if (which & EV.ERROR || (ev.fd < 0 && (ev.flags & EV.PERSIST) === 0)) {
+      if (which & RETIRED) {
         // The core has already removed it (invalid fd, one-shot timer): it may be added again.
         this.#events[slot] = undefined;
         ev._slot = -1;
       }
       ran++;
-      ev.callback(ev, which, ev.arg);
+      ev.callback(ev, which & ~RETIRED, ev.arg);
     }
     return ran;
   }

@@ -256,6 +256,7 @@ if (MECHANISM === 'epoll' && MODE === 'run') {
     say(`${pack.filename}, ${files.length} files, ${(pack.size / 1024).toFixed(1)} KiB packed, ${(pack.unpackedSize / 1024).toFixed(1)} KiB unpacked (npm pack ${r.seconds.toFixed(1)} s)`);
     const shipped = /^(LICENSE|README\.md|package\.json|binding\.gyp|net\.d\.ts|scripts\/install\.mjs|native\/[^/]+\.(c|cc|h)|dist\/(core\.wasm|evpoll\.cjs|(index|net)\.(js|cjs))|dist\/types\/[a-z]+\.d\.c?ts|prebuilds\/linux-x64\/evpoll\.glibc\.node)$/;
     assert.equal(files.filter((f) => !shipped.test(f)), [], 'files that should not be shipped');
+    assert.not.ok(files.includes('dist/core-debug.wasm'), 'the debug core (tests and benchmarks) is not shipped');
     for (const f of ['LICENSE', 'dist/evpoll.cjs', 'dist/core.wasm', 'dist/types/index.d.cts', 'prebuilds/linux-x64/evpoll.glibc.node', 'native/addon.cc', 'binding.gyp', 'scripts/install.mjs']) {
       assert.ok(files.includes(f), `${f} is in the tarball`);
     }
