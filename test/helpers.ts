@@ -8,7 +8,6 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { artefact, packageRoot } from '../src/paths.js';
 import { EventLoop, type EventLoopOptions } from '../src/index.js';
-import { setAfterBatchHook } from '../src/loop.js';
 import * as net from '../src/net.js';
 import { onCleanup } from './harness.js';
 
@@ -49,16 +48,21 @@ const START_MODE_GRACE_MS = 25;
 /**
  * One iteration of `loop`, as the mode under test drives it; resolves to the callbacks run.
  * run mode: runOnce(timeoutMs). start mode: start() the loop on Node's event loop, wait for
- * the first batch that runs a callback (or until timeoutMs, at least a short grace for the
- * backend to report), then stop() it again; a callback's exception rejects.
+ * the first batch that runs a callback (a prepare hook, which runs after each batch, reads
+ * loop.stats()), or until timeoutMs (at least a short grace for the backend to report), then
+ * stop() it again; a callback's exception rejects.
  */
 export async function iterate(loop: EventLoop, timeoutMs?: number, graceMs = START_MODE_GRACE_MS): Promise<number> {
   if (MODE !== 'start') return loop.runOnce(timeoutMs);
   return new Promise<number>((resolve, reject) => {
-    let total = 0;
+    const before = loop.stats().callbacks;
+    const ran = () => loop.stats().callbacks - before;
     let timer: NodeJS.Timeout | undefined;
+    let settled = false;
     const finish = (settle: () => void) => {
-      setAfterBatchHook(loop, undefined);
+      if (settled) return;
+      settled = true;
+      hook.del();
       loop.off('error', onError);
       if (timer) clearTimeout(timer);
       if (loop.started) loop.stop();
@@ -66,9 +70,11 @@ export async function iterate(loop: EventLoop, timeoutMs?: number, graceMs = STA
     };
     const onError = (err: unknown) => finish(() => reject(err));
     loop.on('error', onError);
-    setAfterBatchHook(loop, (ran) => {
-      total += ran;
-      if (ran > 0) finish(() => resolve(total));
+    const hook = loop.prepare(() => {
+      if (ran() === 0) return;
+      // Stopped now, so no other batch runs; settled after this batch's 'error', if any.
+      loop.stop();
+      queueMicrotask(() => finish(() => resolve(ran())));
     });
     if (timeoutMs !== undefined) {
       // At least that long on performance.now()'s clock, as runOnce(timeoutMs) waits: a Node
@@ -78,7 +84,7 @@ export async function iterate(loop: EventLoop, timeoutMs?: number, graceMs = STA
       const expire = () => {
         const left = deadline - performance.now();
         if (left > 0) timer = setTimeout(expire, Math.ceil(left));
-        else finish(() => resolve(total));
+        else finish(() => resolve(ran()));
       };
       expire();
     }
