@@ -3,7 +3,7 @@
 import { test } from './harness.js';
 import * as assert from 'uvu/assert';
 import fc from 'fast-check';
-import { instantiateCore, RETIRED, type DebugCoreExports } from '../src/core.js';
+import { Core as CoreWrapper, instantiateCore, RETIRED, type DebugCoreExports } from '../src/core.js';
 
 type Core = DebugCoreExports;
 const debugCore = (): Core => instantiateCore('dist/core-debug.wasm');
@@ -548,6 +548,31 @@ const DEBUG_ONLY_EXPORTS = ['dispatchPtr', 'nextTimeout', 'pendingCount', 'ready
 test('the release core exports exactly what src/ calls; the debug core adds the test-only calls', () => {
   assert.equal(exportNames(instantiateCore()), RELEASE_EXPORTS);
   assert.equal(exportNames(debugCore()), [...RELEASE_EXPORTS, ...DEBUG_ONLY_EXPORTS].sort());
+});
+
+test('the Core wrapper reads the shared words where the core writes them, across memory growth', () => {
+  const x = debugCore();
+  const core = new CoreWrapper(x);
+  const check = (now: number, what: string) => {
+    assert.is(core.live(), x.pendingCount(), `${what}: live()`);
+    assert.is(core.timeout(now), x.nextTimeout(now), `${what}: timeout(${now})`);
+    assert.is(core.readyOffset(), x.readyPtr(), `${what}: readyOffset()`);
+    assert.is(core.readyCapacity(), x.readyCapacity(), `${what}: readyCapacity()`);
+  };
+  check(0, 'fresh');
+  const slots = [core.timerAdd(0, 7.5, 0), core.timerAdd(0, 3, 0)];
+  check(1, 'two timers');
+  for (let i = 0; i < 20000; i++) core.watch(i, 2); // grows the memory: the views must follow
+  assert.is(core.i32.length, 0, 'the memory grew: the old view is detached');
+  check(2.5, '20,000 fds');
+  assert.ok(core.i32.length > 0 && core.buffer === x.memory.buffer, 'views re-made on the first read after growth');
+  const length = core.collect(3, 0, core.readyCapacity());
+  assert.is(core.listBase * 4, x.dispatchPtr(), 'listBase');
+  assert.equal([core.i32[core.listBase], core.i32[core.listBase + 1]], [slots[1], 1 | RETIRED]);
+  assert.is(length, 1);
+  assert.ok(core.release(slots[0], true));
+  assert.not.ok(core.release(slots[1], true), 'released by collect() already');
+  check(10, 'after the release');
 });
 
 test.run();
