@@ -978,7 +978,7 @@ function assertClosed(f: HotFns, fd: number, what: string): void {
   assert.throws(() => f.add('x' as unknown as number, EV.READ, 1), (e: Error) => e instanceof TypeError, `${what}: add with fd 'x'`);
 }
 
-test('backend methods taken off the object work, refuse bad arguments as before, and answer EBADF once it is closed', () => {
+test('backend methods taken off the object work, refuse bad arguments, and answer EBADF once it is closed', () => {
   const b = new addon.Backend(MECHANISM, 64);
   const f = hotFns(b);
   const [r, w] = net.pipe();
@@ -996,8 +996,7 @@ test('backend methods taken off the object work, refuse bad arguments as before,
   assert.is(f.remove(r), 0);
   assert.is(f.wait(0, ab, 0, 10), 0);
   assert.is(f.rearm(), undefined);
-  // The same refusals as the prototype's methods, which subclasses reach through super.
-  const proto = Object.getPrototypeOf(b) as NativeBackend;
+  // Bad arguments are refused with a TypeError or RangeError, never reach the backend.
   for (const [name, args] of [
     ['wait', [NaN, ab, 0, 1]], ['wait', [0, ab, -4, 1]], ['wait', [0, ab, 2 ** 32 + 4, 1]], ['wait', [0, ab, 0, 0]], ['wait', [0, ab, 0, 11]], ['wait', [0, ab, 0, 'x']], ['wait', []],
     ['takeBatch', [new Uint8Array(120), 0, 1]], ['takeBatch', [ab, 'x', 1]], ['takeBatch', [ab, 112, 1]],
@@ -1013,7 +1012,6 @@ test('backend methods taken off the object work, refuse bad arguments as before,
     };
     const own = thrown(() => (f[name] as (...a: unknown[]) => unknown)(...args));
     assert.ok(/^(TypeError|RangeError): /.test(own), `${name}(${args.map(String).join(', ')}): ${own}`);
-    assert.is(own, thrown(() => (proto[name] as (...a: unknown[]) => unknown).call(b, ...args)), `${name}(${args.map(String).join(', ')}): as the prototype's`);
   }
   b.close();
   assertClosed(f, r, 'after close()');
@@ -1046,27 +1044,6 @@ test('a backend function that outlives its collected backend answers EBADF; the 
   net.close(r);
   net.close(w);
   assert.equal(openFds().filter((fd) => !fdsBefore.includes(fd)), [], 'the collected backend closed its fds');
-});
-
-test('a subclass that overrides a hot method is honoured, and its super call works', () => {
-  const calls: string[] = [];
-  class Traced extends (addon.Backend as new (name: string, maxFd: number) => NativeBackend) {
-    override wait(timeoutMs: number, buffer: ArrayBuffer, byteOffset: number, capacity: number): number {
-      calls.push('wait');
-      return super.wait(timeoutMs, buffer, byteOffset, capacity);
-    }
-  }
-  const b = new Traced(MECHANISM, 64);
-  const [r, w] = net.pipe();
-  assert.is(b.add(r, EV.READ, 3), 0);
-  writeByte(w);
-  assert.is(b.wait(0, new ArrayBuffer(120), 0, 10), 1);
-  assert.equal(calls, ['wait']);
-  assert.ok(!Object.hasOwn(b, 'wait') && Object.hasOwn(b, 'add'), 'only what the subclass leaves alone is made an own function');
-  b.close();
-  assert.is(b.wait(0, new ArrayBuffer(12), 0, 1), net.EBADF);
-  net.close(r);
-  net.close(w);
 });
 
 test('a worker that exits with backends and their functions alive releases them', async () => {
