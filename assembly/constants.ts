@@ -20,7 +20,7 @@ export const REV_HUP: i32 = 64;
 
 export const RW: i32 = EV_READ | EV_WRITE;
 
-/** Registration changes the JS side must make in the backend after watch()/unwatch(). */
+/** Registration changes the JS side must make in the backend after watch()/release(). */
 export const OP_NONE: i32 = 0;
 export const OP_ADD: i32 = 1;
 export const OP_MODIFY: i32 = 2;

@@ -4,15 +4,20 @@
 // the Events were added), then due timers by (deadline, sequence). Every due timer is taken
 // out of the heap before any callback runs, so a timer re-added with 0 ms by a callback fires
 // in the next batch, never in this one.
+//
+// A slot collect() releases — a one-shot timer it pops, every Event on an fd the backend reports
+// invalid — has its last entry in the list (its only one: a backend reports an fd at most once a
+// wait) marked ENTRY_RETIRED (shared.ts), and no other entry is: the JS side forgets the Event
+// there rather than repeating this rule.
 
 import { regrow, grownCapacity } from './region';
 import { EV_TIMEOUT, EV_ERROR, EV_PERSIST, RW, REV_HUP, REV_INVALID } from './constants';
+import { ENTRY, ENTRY_RETIRED, SHARED, publishDispatchList, publishReadyArea } from './shared';
 import { recycleRetired, retireRecord, slotRecord, slotInterest, slotNext, STATE } from './slots';
 import { fdCapacity, fdGen, fdHead, forgetFd } from './fds';
 import { popDue, reschedulePopped, publishTimers, scheduledCount, takeDue } from './timers';
 
 const RECORD: usize = 12; // int32 fd, uint32 generation, int32 revents: written by native
-const ENTRY: usize = 8; // int32 slot, int32 which
 
 let ready: usize = 0;
 let readyCap: i32 = 0;
@@ -20,59 +25,25 @@ let list: usize = 0;
 let listCap: i32 = 0;
 let listLen: i32 = 0;
 
-// The shared words: what the JS side reads from memory instead of calling in, 24 bytes at
-// sharedPtr() (8-aligned, fixed for the instance's life):
-//
-//   byte  0  u32  dispatch list address        rewritten whenever the list moves (collect)
-//   byte  4  u32  ready area address           rewritten whenever the area moves (growReady)
-//   byte  8  i32  ready area capacity, records rewritten by growReady
-//   byte 12  i32  live slot count = pendingCount(): slots.ts, at every allocSlot/retireRecord
-//   byte 16  f64  earliest timer deadline, +Infinity when no timer is scheduled (the deadline
-//                 nextTimeout() measures from): timers.ts, after every schedule, unschedule,
-//                 and at the end of collect()'s pops
-//
-// Every exported call leaves them current; they are in the data segment, so memory.grow moves
-// nothing (views of memory.buffer must still be re-made after it).
-export const SHARED: usize = memory.data(24, 8);
-export const SHARED_LIVE: usize = 12;
-export const SHARED_EARLIEST: usize = 16;
-store<f64>(SHARED, Infinity, SHARED_EARLIEST);
-
-function publish(): void {
-  store<u32>(SHARED, <u32>list);
-  store<u32>(SHARED, <u32>ready, 4);
-  store<i32>(SHARED, readyCap, 8);
-}
-
-/** The address of the shared words (see SHARED); allocates the ready area first. */
+/** The address of the shared words (shared.ts); allocates the ready area first. */
 export function sharedPtr(): usize {
   if (readyCap == 0) growReady();
   return SHARED;
-}
-export function readyPtr(): usize {
-  if (readyCap == 0) growReady();
-  return ready;
-}
-export function readyCapacity(): i32 {
-  if (readyCap == 0) growReady();
-  return readyCap;
 }
 /** Called when a wait filled the ready area: the next one gets twice the room. */
 export function growReady(): void {
   const next = grownCapacity(readyCap, readyCap + 1, 64);
   ready = regrow(ready, 0, <usize>next * RECORD, false); // written by the backend before read
   readyCap = next;
-  publish();
+  publishReadyArea(ready, readyCap);
 }
-
-export function dispatchPtr(): usize { return list; }
 
 function append(slot: i32, which: i32): void {
   if (listLen == listCap) {
     const next = grownCapacity(listCap, listLen + 1, 64);
     list = regrow(list, <usize>listLen * ENTRY, <usize>next * ENTRY, false);
     listCap = next;
-    publish();
+    publishDispatchList(list);
   }
   const e = list + <usize>listLen * ENTRY;
   store<i32>(e, slot);
@@ -101,14 +72,19 @@ export function collect(now: f64, count: i32): i32 {
     const fd = load<i32>(rec);
     if (fd < 0 || fd >= limit || fdHead(fd) == 0 || fdGen(fd) != load<u32>(rec, 4)) continue; // stale
     const revents = load<i32>(rec, 8);
-    let mask = revents & RW;
-    if (revents & REV_HUP) mask = RW;
-    if (revents & REV_INVALID) mask = RW | EV_ERROR;
+    if (revents & REV_INVALID) {
+      // Every watcher gets ERROR, so each has an entry, and forgetFd() retires each one.
+      for (let link = fdHead(fd); link != 0; link = slotNext(link - 1)) {
+        append(link - 1, (slotInterest(link - 1) & RW) | EV_ERROR | ENTRY_RETIRED);
+      }
+      forgetFd(fd);
+      continue;
+    }
+    const mask = revents & REV_HUP ? RW : revents & RW;
     for (let link = fdHead(fd); link != 0; link = slotNext(link - 1)) {
-      const which = mask & ((slotInterest(link - 1) & RW) | EV_ERROR);
+      const which = mask & slotInterest(link - 1);
       if (which != 0) append(link - 1, which);
     }
-    if (revents & REV_INVALID) forgetFd(fd);
   }
   const firstTimer = listLen;
   // Pop one by one; once the due timers are seen to be a sixteenth of the heap (and at least
@@ -124,10 +100,15 @@ export function collect(now: f64, count: i32): i32 {
     }
   }
   for (let k = firstTimer; k < listLen; k++) {
-    const slot = load<i32>(list + <usize>k * ENTRY);
+    const e = list + <usize>k * ENTRY;
+    const slot = load<i32>(e);
     const record = slotRecord(slot);
-    if (load<i32>(record + STATE) & EV_PERSIST) reschedulePopped(slot, now);
-    else retireRecord(slot, record);
+    if (load<i32>(record + STATE) & EV_PERSIST) {
+      reschedulePopped(slot, now);
+    } else {
+      retireRecord(slot, record);
+      store<i32>(e, EV_TIMEOUT | ENTRY_RETIRED, 4);
+    }
   }
   publishTimers();
   return listLen;

@@ -10,8 +10,8 @@
 //   interest.
 // - The backend interest (UNION) is READ/WRITE of any watcher; EDGE only if every watcher asked
 //   for it (a level-triggered watcher must not miss readiness because another wants edges);
-//   EXCLUSIVE if any asked. watch() updates it from the new watcher alone; unwatch() walks the
-//   remaining watchers (unionOf).
+//   EXCLUSIVE if any asked. watch() updates it from the new watcher alone; unwatchRecord() walks
+//   the remaining watchers (unionOf).
 
 import { regrow, grownCapacity } from './region';
 import { EV_EDGE, EV_EXCLUSIVE, RW, OP_NONE, OP_ADD, OP_MODIFY, OP_REMOVE } from './constants';
@@ -29,9 +29,8 @@ const STRIDE: usize = 16;
 let table: usize = 0;
 let capacity: i32 = 0;
 
-/** The registration change the last watch()/unwatch() requires of the backend. */
+/** The registration change the last watch()/unwatchRecord() requires of the backend. */
 export let opKind: i32 = OP_NONE;
-export let opFd: i32 = -1;
 export let opInterest: i32 = 0;
 export let opGen: u32 = 0;
 
@@ -57,7 +56,6 @@ function unionOf(fd: i32): i32 {
 
 function setOp(kind: i32, fd: i32): void {
   opKind = kind;
-  opFd = fd;
   opInterest = load<i32>(at(fd) + UNION);
   opGen = fdGen(fd);
 }
@@ -92,12 +90,7 @@ export function watch(fd: i32, interest: i32): i32 {
   return slot;
 }
 
-/** Ends a pending fd event. The backend change to make is in op*. */
-export function unwatch(slot: i32): void {
-  unwatchRecord(slot, slotRecord(slot));
-}
-
-/** unwatch() of `slot`, whose record is at `record`. */
+/** Ends the pending fd event `slot`, whose record is at `record`. The backend change to make is in op*. */
 // @ts-ignore: decorator
 @inline export function unwatchRecord(slot: i32, record: usize): void {
   const fd = load<i32>(record + FD);

@@ -1,21 +1,22 @@
 // evpoll's WebAssembly core: the policy half of the event loop. Everything crossing this
 // boundary is a number; every call that can grow memory may detach the JS side's views.
+//
+// These are the release build's exports (dist/core.wasm), exactly what src/ calls; the rest
+// of what JS needs it reads from the shared words (shared.ts). debug.ts adds what only tests and
+// benchmarks call (dist/core-debug.wasm).
 
 import { EV_PERSIST, EV_TIMEOUT } from './constants';
 import {
-  allocSlot, slotExists, slotRecord, slotHeapPos, liveSlots, STATE, KIND_TIMER, KIND_FD, KIND_FREE, setSlotFrequency, retireRecord,
+  allocSlot, slotExists, slotRecord, slotHeapPos, STATE, KIND_TIMER, KIND_FD, KIND_FREE, setSlotFrequency, retireRecord,
   recycleRetired,
 } from './slots';
-import { schedule, unscheduleAt, earliestDeadline, scheduledCount } from './timers';
-import { unwatchRecord, opKind, opFd, opInterest, opGen } from './fds';
+import { schedule, unscheduleAt } from './timers';
+import { unwatchRecord, opKind, opInterest, opGen } from './fds';
 
-export { watch, unwatch } from './fds';
-export { setNextSequence } from './timers'; // testing only (test/core.test.ts): the sequence wrap
-export { collect, readyPtr, readyCapacity, growReady, dispatchPtr, sharedPtr } from './dispatch';
-export { setBulkMin } from './dispatch'; // testing only (test/core.test.ts): the backlog path on small heaps
+export { watch } from './fds';
+export { collect, growReady, sharedPtr } from './dispatch';
 
 export function lastOpKind(): i32 { return opKind; }
-export function lastOpFd(): i32 { return opFd; }
 export function lastOpInterest(): i32 { return opInterest; }
 export function lastOpGen(): u32 { return opGen; }
 
@@ -67,14 +68,3 @@ export function release(slot: i32, walked: i32): i32 {
   if (walked) recycleRetired();
   return 1;
 }
-
-/** Whole ms until the nearest timer, rounded up so a wait never ends before it; -1: none. */
-export function nextTimeout(now: f64): i32 {
-  const d = earliestDeadline() - now;
-  if (d == Infinity) return -1;
-  if (d <= 0) return 0;
-  return d >= 2147483647.0 ? 2147483647 : <i32>Math.ceil(d);
-}
-
-export function pendingCount(): i32 { return liveSlots(); }
-export function timerCount(): i32 { return scheduledCount(); }

@@ -10,7 +10,7 @@
 //   no slot record): allocSlot takes the top of the free stack; collect() moves the retired
 //   stack onto it so that the earliest retired is handed out first.
 // - Links (an fd's watcher list) store slot + 1, so 0 means "none".
-// - The live slot count is kept in the shared words (dispatch.ts), where JS reads it.
+// - The live slot count is kept in the shared words (shared.ts), where JS reads it.
 //
 // Storage: per slot a 16-byte record — STATE (kind << 8 | interest), and NEXT and FD for an
 // fd event: what an fd operation touches is in one cache line — and, in arrays of their own,
@@ -32,7 +32,7 @@
 // timers (the only ones that read it).
 
 import { regrow, grownCapacity, allocAligned, appendChunk } from './region';
-import { SHARED, SHARED_LIVE } from './dispatch';
+import { publishLiveCount } from './shared';
 
 export const KIND_FREE: i32 = 0;
 export const KIND_FD: i32 = 1;
@@ -136,7 +136,7 @@ function growSlots(): void {
   }
   const record = slotRecord(slot);
   store<i32>(record + STATE, kind << 8 | interest);
-  store<i32>(SHARED, ++liveCount, SHARED_LIVE);
+  publishLiveCount(++liveCount);
   return slot;
 }
 
@@ -146,7 +146,7 @@ function growSlots(): void {
   store<i32>(record + STATE, KIND_FREE);
   store<i32>(retiredStack + (<usize>retiredTop << 2), slot);
   retiredTop++;
-  store<i32>(SHARED, --liveCount, SHARED_LIVE);
+  publishLiveCount(--liveCount);
 }
 
 /** Releases a live slot; it becomes reusable at the next collect(). */

@@ -21,7 +21,7 @@
 // - Sequences are u32 compared as unsigned numbers: assigned in increasing order, they are
 //   renumbered 0..size-1 (order kept) before the counter would wrap, so the order holds
 //   forever, not just over the last 2^31 schedules.
-// - The shared words (dispatch.ts) hold the root's deadline, +Infinity when empty, after every
+// - The shared words (shared.ts) hold the root's deadline, +Infinity when empty, after every
 //   schedule and unschedule, and after collect()'s pops.
 // - Deadlines are ms on the JS side's monotonic clock (performance.now()); the core never
 //   reads a clock itself.
@@ -33,7 +33,7 @@
 
 import { allocAligned, appendChunk } from './region';
 import { setSlotHeapPos, slotFrequency } from './slots';
-import { SHARED, SHARED_EARLIEST } from './dispatch';
+import { publishEarliestDeadline } from './shared';
 
 const ROOT: i32 = 3;
 const CHUNK_SHIFT: i32 = 13; // 8192 entries, 128 KB a chunk
@@ -116,7 +116,7 @@ function grow(): void {
 
 // @ts-ignore: decorator
 @inline function publishEarliest(): void {
-  store<f64>(SHARED, size == 0 ? Infinity : deadlineAt(at(ROOT)), SHARED_EARLIEST);
+  publishEarliestDeadline(size == 0 ? Infinity : deadlineAt(at(ROOT)));
 }
 
 /** Places (d, s, slot) at or above position p, whose entry has been moved out; returns where. */
@@ -265,7 +265,7 @@ export function setNextSequence(v: u32): void {
   }
   size++;
   const d = now + frequency;
-  if (siftUp(p, d, nextSequence++, slot) == ROOT) store<f64>(SHARED, d, SHARED_EARLIEST);
+  if (siftUp(p, d, nextSequence++, slot) == ROOT) publishEarliestDeadline(d);
 }
 
 /** Re-arms a PERSIST timer that was just popped: now + its frequency. */

@@ -1,9 +1,10 @@
-// The WebAssembly core on its own (src/core.ts instantiateCore(): no backend, no Events), against
-// the same algorithm over plain JS typed arrays (bench/js-core.ts). Per operation, ns:
+// The WebAssembly core on its own (its debug build, dist/core-debug.wasm: the release code with a
+// few more exports; no backend, no Events), against the same algorithm over plain JS typed arrays
+// (bench/js-core.ts). Per operation, ns:
 //   add       timerAdd of M timers with random durations 1..60000 ms
 //   next      the ms until the earliest of M queued timers (nextTimeout()'s answer): the wasm side
 //             reads the earliest deadline from the core's shared words, as src/loop.ts does,
-//             and does nextTimeout()'s arithmetic in JS; the yardstick calls its nextTimeout()
+//             and does its arithmetic in JS (timeoutUntil(), as the loop does); the yardstick calls its nextTimeout()
 //   cancel    release() of those M timers, in random order
 //   pop       collect() of M due timers in one call (per timer: a dispatch entry, and a heap pop
 //             for the first sixteenth; the rest are taken at once: partition, sort, rebuild)
@@ -19,7 +20,7 @@
 import { parseArgs } from 'node:util';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { instantiateCore, type CoreExports } from '../src/core.js';
+import { instantiateCore, timeoutUntil, type DebugCoreExports } from '../src/core.js';
 import { JsCore } from './js-core.js';
 import { summarize, fmt } from './stats.js';
 import { saveWorkload } from './results.js';
@@ -68,16 +69,8 @@ function inputs(m: number) {
 const now = () => process.hrtime.bigint();
 const nsPer = (t0: bigint, count: number) => Number(now() - t0) / count;
 
-/** nextTimeout()'s arithmetic on the earliest deadline read from the shared words (byte 16). */
-function timeoutFrom(earliest: number, at: number): number {
-  const d = earliest - at;
-  if (d === Infinity) return -1;
-  if (d <= 0) return 0;
-  return d >= 2147483647 ? 2147483647 : Math.ceil(d);
-}
-
 /** One pass over the WebAssembly core. Written out twice (here and below) on purpose: one call site per side. */
-function wasmPass(core: CoreExports, m: number, w: number): Pass {
+function wasmPass(core: DebugCoreExports, m: number, w: number): Pass {
   const { freq, order } = inputs(m);
   const slots = new Int32Array(m);
   const r = {} as Pass;
@@ -88,9 +81,9 @@ function wasmPass(core: CoreExports, m: number, w: number): Pass {
   const sharedAt = core.sharedPtr(); // first: it may grow the memory
   const shared = new Float64Array(core.memory.buffer, sharedAt, 3);
   t = now();
-  for (let i = 0; i < m; i++) sink += timeoutFrom(shared[2], i & 1023);
+  for (let i = 0; i < m; i++) sink += timeoutUntil(shared[2], i & 1023);
   r.next = nsPer(t, m);
-  if (timeoutFrom(shared[2], 5) !== core.nextTimeout(5)) throw new Error('next: the shared words disagree with nextTimeout()');
+  if (timeoutUntil(shared[2], 5) !== core.nextTimeout(5)) throw new Error('next: the shared words disagree with nextTimeout()');
   t = now();
   for (let i = 0; i < m; i++) core.release(slots[order[i]]);
   r.cancel = nsPer(t, m);
@@ -177,7 +170,7 @@ function child(side: string): Pass[] {
   const passes = Number(values.passes);
   const out: Pass[] = [];
   if (side === 'wasm') {
-    const core = instantiateCore();
+    const core = instantiateCore('dist/core-debug.wasm');
     for (let p = 0; p < WARMUP; p++) wasmPass(core, m, w); // untimed: JIT, and the linear memory grown to size
     for (let p = 0; p < passes; p++) out.push(wasmPass(core, m, w));
   } else {

@@ -156,13 +156,25 @@ int Apply(State* s, Change change) {
   return s->watcher != nullptr ? s->watcher->Apply(change) : change();
 }
 
-// The hot methods, once for both ways in: the Backend's own-property functions (State* from
-// the function's data) and the prototype methods (State* through ObjectWrap's unwrap, for
-// subclasses that override a method and call super). argv holds as many values as the method
-// takes, undefined for those not passed; nullptr is returned with an exception pending.
+// The hot methods: add, modify, remove, wait, takeBatch, rearm. Each Backend gets its own
+// functions for them (InstallHotMethods), with its State as their data: napi_get_cb_info hands
+// over the arguments and the State in one call, with no napi_unwrap (a private-symbol property
+// lookup, ~800 instructions a call) and no Napi::CallbackInfo. There are no prototype versions
+// for a subclass to override or reach through super: the loop is their only caller. argv
+// holds as many values as the method takes, undefined for those not passed; nullptr is
+// returned with an exception pending.
+template <size_t N>
+State* Args(napi_env env, napi_callback_info info, napi_value (&argv)[N]) {
+  size_t argc = N;
+  void* data = nullptr;
+  napi_get_cb_info(env, info, &argc, argv, nullptr, &data);  // pads argv with undefined
+  return static_cast<State*>(data);
+}
 
 // add(fd, interest, gen) / modify(fd, interest, gen) -> 0 or -errno
-napi_value DoRegister(napi_env env, State* s, const napi_value* argv, bool modify) {
+napi_value Register(napi_env env, napi_callback_info info, bool modify) {
+  napi_value argv[3];
+  State* s = Args(env, info, argv);
   int32_t fd, interest;
   uint32_t gen;
   if (!ArgInt32(env, argv[0], "fd must be a number", &fd) ||
@@ -175,8 +187,14 @@ napi_value DoRegister(napi_env env, State* s, const napi_value* argv, bool modif
   return Int32(env, Apply(s, [&] { return op(s->backend, fd, interest, gen); }));
 }
 
+napi_value Add(napi_env env, napi_callback_info info) { return Register(env, info, false); }
+
+napi_value Modify(napi_env env, napi_callback_info info) { return Register(env, info, true); }
+
 // remove(fd) -> 0 or -errno
-napi_value DoRemove(napi_env env, State* s, const napi_value* argv) {
+napi_value Remove(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  State* s = Args(env, info, argv);
   int32_t fd;
   if (!ArgInt32(env, argv[0], "fd must be a number", &fd)) return nullptr;
   if (s->backend == nullptr) return Int32(env, -EBADF);
@@ -187,7 +205,9 @@ napi_value DoRemove(napi_env env, State* s, const napi_value* argv) {
 // The hot path: one call per loop iteration, no JS object allocated (the result is a Smi).
 // While watching, only wait(0, ...) is allowed (-EBUSY otherwise): blocking would stall the
 // very loop that is meant to go on running.
-napi_value DoWait(napi_env env, State* s, const napi_value* argv) {
+napi_value Wait(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  State* s = Args(env, info, argv);
   int timeout;
   int32_t capacity;
   evp_record* out;
@@ -209,7 +229,9 @@ napi_value DoWait(napi_env env, State* s, const napi_value* argv) {
 // -errno. Never blocks: epoll waits with a zero timeout; poll and select hand out what their
 // helper thread found, keeping what does not fit for the next call, or with nothing found
 // yet wait with a zero timeout too. Not watching: as wait(0, ...).
-napi_value DoTakeBatch(napi_env env, State* s, const napi_value* argv) {
+napi_value TakeBatch(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  State* s = Args(env, info, argv);
   int32_t capacity;
   evp_record* out;
   if (!ArgRecords(env, argv,
@@ -226,69 +248,21 @@ napi_value DoTakeBatch(napi_env env, State* s, const napi_value* argv) {
 
 // rearm(): the batch has been handled; poll and select may wait again (onReady() comes
 // again at once if records are still untaken). A no-op for epoll and when not watching.
-napi_value DoRearm(napi_env env, State* s) {
+napi_value Rearm(napi_env env, napi_callback_info info) {
+  void* data = nullptr;
+  napi_get_cb_info(env, info, nullptr, nullptr, nullptr, &data);
+  State* s = static_cast<State*>(data);
   if (s->watcher != nullptr) s->watcher->Rearm();
   return Undefined(env);
 }
 
-// The own-property versions: napi_get_cb_info hands over the arguments and the State in one
-// call, with no napi_unwrap (a private-symbol property lookup, ~800 instructions a call) and
-// no Napi::CallbackInfo.
-template <size_t N>
-State* Args(napi_env env, napi_callback_info info, napi_value (&argv)[N]) {
-  size_t argc = N;
-  void* data = nullptr;
-  napi_get_cb_info(env, info, &argc, argv, nullptr, &data);  // pads argv with undefined
-  return static_cast<State*>(data);
-}
-
-napi_value FastAdd(napi_env env, napi_callback_info info) {
-  napi_value argv[3];
-  State* s = Args(env, info, argv);
-  return DoRegister(env, s, argv, false);
-}
-
-napi_value FastModify(napi_env env, napi_callback_info info) {
-  napi_value argv[3];
-  State* s = Args(env, info, argv);
-  return DoRegister(env, s, argv, true);
-}
-
-napi_value FastRemove(napi_env env, napi_callback_info info) {
-  napi_value argv[1];
-  State* s = Args(env, info, argv);
-  return DoRemove(env, s, argv);
-}
-
-napi_value FastWait(napi_env env, napi_callback_info info) {
-  napi_value argv[4];
-  State* s = Args(env, info, argv);
-  return DoWait(env, s, argv);
-}
-
-napi_value FastTakeBatch(napi_env env, napi_callback_info info) {
-  napi_value argv[3];
-  State* s = Args(env, info, argv);
-  return DoTakeBatch(env, s, argv);
-}
-
-napi_value FastRearm(napi_env env, napi_callback_info info) {
-  void* data = nullptr;
-  napi_get_cb_info(env, info, nullptr, nullptr, nullptr, &data);
-  return DoRearm(env, static_cast<State*>(data));
-}
-
 const struct {
   const char* name;
-  napi_callback fast;
+  napi_callback cb;
 } kHot[] = {
-    {"add", FastAdd},   {"modify", FastModify},       {"remove", FastRemove},
-    {"wait", FastWait}, {"takeBatch", FastTakeBatch}, {"rearm", FastRearm},
+    {"add", Add},   {"modify", Modify},       {"remove", Remove},
+    {"wait", Wait}, {"takeBatch", TakeBatch}, {"rearm", Rearm},
 };
-
-// Marks the prototype's own hot methods, so that a constructor can tell whether `this.wait`
-// still resolves to them or to a subclass's override. Read-only: shared by all envs.
-const napi_type_tag kPrototypeMethodTag = {0x6576706f6c6c2d70, 0x726f746f2d686f74};
 
 void OnFunctionGone(napi_env env, void* data, void* hint) {
   (void)env;
@@ -297,64 +271,48 @@ void OnFunctionGone(napi_env env, void* data, void* hint) {
 }
 
 // Gives `self` its own add/modify/remove/wait/takeBatch/rearm: functions whose data is the
-// State, each holding a reference to it until the function is collected. A method a subclass
-// overrides is left alone (its override, and its super call into the prototype method, keep
-// working). Nothing is installed for a method whose function cannot be made (a terminating
-// env): the prototype's method then serves.
-void InstallHotMethods(napi_env env, napi_value self, State* s) {
+// State, each holding a reference to it until the function is collected. False (with an
+// exception pending, if the env can still take one) when a function cannot be made: the
+// constructor then fails.
+bool InstallHotMethods(napi_env env, napi_value self, State* s) {
   napi_property_descriptor props[sizeof kHot / sizeof kHot[0]];
   size_t n = 0;
   for (const auto& hot : kHot) {
-    napi_value current, fn;
-    bool ours = false;
-    if (napi_get_named_property(env, self, hot.name, &current) != napi_ok ||
-        napi_check_object_type_tag(env, current, &kPrototypeMethodTag, &ours) != napi_ok ||
-        !ours) {
-      continue;
-    }
-    if (napi_create_function(env, hot.name, NAPI_AUTO_LENGTH, hot.fast, s, &fn) != napi_ok ||
+    napi_value fn;
+    if (napi_create_function(env, hot.name, NAPI_AUTO_LENGTH, hot.cb, s, &fn) != napi_ok ||
         napi_add_finalizer(env, fn, s, OnFunctionGone, nullptr, nullptr) != napi_ok) {
-      continue;  // an uninstalled function never runs: no reference needed
+      break;  // a function without a finalizer is never installed: no reference needed
     }
     s->refs++;
     // As a class method: writable and configurable, not enumerable.
     props[n++] = {hot.name, nullptr, nullptr, nullptr, nullptr, fn, napi_default_method,
                   nullptr};
   }
-  if (n > 0) napi_define_properties(env, self, n, props);
+  if (n == sizeof kHot / sizeof kHot[0] &&
+      napi_define_properties(env, self, n, props) == napi_ok) {
+    return true;
+  }
+  bool pending = false;
+  if (napi_is_exception_pending(env, &pending) == napi_ok && !pending) {
+    napi_throw_error(env, nullptr, "Backend: could not make its methods");
+  }
+  return false;
 }
 
 class Backend : public Napi::ObjectWrap<Backend> {
  public:
   static Napi::Function Define(Napi::Env env) {
-    Napi::Function ctor =
-        DefineClass(env, "Backend",
-                    {
-                        InstanceAccessor<&Backend::Name>("name"),
-                        InstanceAccessor<&Backend::SupportEdgeTrigger>("supportEdgeTrigger"),
-                        InstanceAccessor<&Backend::Fd>("fd"),
-                        InstanceMethod<&Backend::Add>("add"),
-                        InstanceMethod<&Backend::Modify>("modify"),
-                        InstanceMethod<&Backend::Remove>("remove"),
-                        InstanceMethod<&Backend::Wait>("wait"),
-                        InstanceMethod<&Backend::Close>("close"),
-                        InstanceMethod<&Backend::StartWatching>("startWatching"),
-                        InstanceMethod<&Backend::StopWatching>("stopWatching"),
-                        InstanceMethod<&Backend::TakeBatch>("takeBatch"),
-                        InstanceMethod<&Backend::Rearm>("rearm"),
-                        InstanceMethod<&Backend::Ref>("ref"),
-                        InstanceMethod<&Backend::Unref>("unref"),
-                    });
-    if (ctor.IsEmpty()) return ctor;
-    napi_value proto, method;
-    if (napi_get_named_property(env, ctor, "prototype", &proto) == napi_ok) {
-      for (const auto& hot : kHot) {
-        if (napi_get_named_property(env, proto, hot.name, &method) == napi_ok) {
-          napi_type_tag_object(env, method, &kPrototypeMethodTag);
-        }
-      }
-    }
-    return ctor;
+    return DefineClass(env, "Backend",
+                       {
+                           InstanceAccessor<&Backend::Name>("name"),
+                           InstanceAccessor<&Backend::SupportEdgeTrigger>("supportEdgeTrigger"),
+                           InstanceAccessor<&Backend::Fd>("fd"),
+                           InstanceMethod<&Backend::Close>("close"),
+                           InstanceMethod<&Backend::StartWatching>("startWatching"),
+                           InstanceMethod<&Backend::StopWatching>("stopWatching"),
+                           InstanceMethod<&Backend::Ref>("ref"),
+                           InstanceMethod<&Backend::Unref>("unref"),
+                       });
   }
 
   // new Backend(name: string, maxFd: number)
@@ -381,7 +339,7 @@ class Backend : public Napi::ObjectWrap<Backend> {
       SystemError(env, err, s_->module->init_syscall).ThrowAsJavaScriptException();
       return;
     }
-    if (s_->module->snapshot != nullptr) {
+    if (s_->module->needs_helper_thread) {
       // Integrated mode's helper thread is woken through it. Made now, not at startWatching:
       // select needs it below FD_SETSIZE, and the fds opened later only go higher.
       s_->wake_fd = CreateWakeFd();
@@ -391,6 +349,7 @@ class Backend : public Napi::ObjectWrap<Backend> {
         return;
       }
     }
+    // On failure the constructor throws, and the destructor releases what was made.
     InstallHotMethods(env, info.This(), s_);
   }
 
@@ -413,37 +372,6 @@ class Backend : public Napi::ObjectWrap<Backend> {
 
   Napi::Value Fd(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), s_->backend ? s_->module->pollable_fd(s_->backend) : -1);
-  }
-
-  // The prototype's hot methods: what subclasses reach through super, and what serves when an
-  // own-property function could not be installed. Missing arguments read as undefined.
-  Napi::Value Add(const Napi::CallbackInfo& info) {
-    napi_value argv[3] = {info[0], info[1], info[2]};
-    return Napi::Value(info.Env(), DoRegister(info.Env(), s_, argv, false));
-  }
-
-  Napi::Value Modify(const Napi::CallbackInfo& info) {
-    napi_value argv[3] = {info[0], info[1], info[2]};
-    return Napi::Value(info.Env(), DoRegister(info.Env(), s_, argv, true));
-  }
-
-  Napi::Value Remove(const Napi::CallbackInfo& info) {
-    napi_value argv[1] = {info[0]};
-    return Napi::Value(info.Env(), DoRemove(info.Env(), s_, argv));
-  }
-
-  Napi::Value Wait(const Napi::CallbackInfo& info) {
-    napi_value argv[4] = {info[0], info[1], info[2], info[3]};
-    return Napi::Value(info.Env(), DoWait(info.Env(), s_, argv));
-  }
-
-  Napi::Value TakeBatch(const Napi::CallbackInfo& info) {
-    napi_value argv[3] = {info[0], info[1], info[2]};
-    return Napi::Value(info.Env(), DoTakeBatch(info.Env(), s_, argv));
-  }
-
-  Napi::Value Rearm(const Napi::CallbackInfo& info) {
-    return Napi::Value(info.Env(), DoRearm(info.Env(), s_));
   }
 
   // close(): stops watching and releases the OS resources now; idempotent. Later calls return
@@ -504,7 +432,9 @@ class Backend : public Napi::ObjectWrap<Backend> {
   State* s_;
 };
 
-// mechanisms() -> [{ name, supportEdgeTrigger, available }] in order of preference.
+// mechanisms() -> [{ name, supportEdgeTrigger, available, supportExclusive, fdLimit,
+// helperThread, syscalls: { add, wait } }] in order of preference: the module struct's
+// capabilities, so that JS never decides by name. fdLimit is null when there is none.
 Napi::Value Mechanisms(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Array list = Napi::Array::New(env, sizeof kModules / sizeof kModules[0]);
@@ -514,6 +444,13 @@ Napi::Value Mechanisms(const Napi::CallbackInfo& info) {
     o.Set("name", Napi::String::New(env, m->name));
     o.Set("supportEdgeTrigger", Napi::Boolean::New(env, m->support_edge_trigger != 0));
     o.Set("available", Napi::Boolean::New(env, m->available() != 0));
+    o.Set("supportExclusive", Napi::Boolean::New(env, m->support_exclusive != 0));
+    o.Set("fdLimit", m->fd_limit > 0 ? Napi::Number::New(env, m->fd_limit) : env.Null());
+    o.Set("helperThread", Napi::Boolean::New(env, m->needs_helper_thread != 0));
+    Napi::Object syscalls = Napi::Object::New(env);
+    syscalls.Set("add", Napi::String::New(env, m->add_syscall));
+    syscalls.Set("wait", Napi::String::New(env, m->wait_syscall));
+    o.Set("syscalls", syscalls);
     list.Set(i++, o);
   }
   return list;

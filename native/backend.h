@@ -60,11 +60,42 @@ static inline void evp_put_record(evp_record *r, int fd, uint32_t gen, int reven
 typedef struct evp_backend evp_backend;   /* opaque, one per backend kind */
 typedef struct evp_snapshot evp_snapshot; /* opaque: a copy of a backend's registered set */
 
+/*
+ * The capability fields say what a backend can and cannot do, so that the layers above ask the
+ * struct rather than the name: addon.cc reports them in mechanisms(), and nothing outside
+ * native/ decides by mechanism name.
+ */
 typedef struct evp_module {
   const char *name;
   int support_edge_trigger;
+  /*
+   * Nonzero when EVP_EXCLUSIVE is honoured: of the waiters sharing a listening socket, one is
+   * woken per event rather than all (epoll's EPOLLEXCLUSIVE). Elsewhere the bit is ignored, and
+   * callers that rely on it (the acceptor) must know to expect a thundering herd.
+   */
+  int support_exclusive;
+  /*
+   * The first fd number `add` refuses whatever the process's own limit (select: FD_SETSIZE,
+   * since FD_SET beyond it writes past the fd_set), or 0 for none. Reported so that the loop
+   * can refuse such an fd with a clear error before the backend answers -ERANGE.
+   */
+  int fd_limit;
+  /*
+   * Nonzero when integrated mode needs a helper thread: the backend has no fd that libuv could
+   * poll for it (poll, select), so a thread waits on a snapshot instead and posts each batch
+   * back. Exactly then the snapshot functions below are set, and a wake fd is made with the
+   * backend; zero means `pollable_fd` returns an fd libuv polls (epoll).
+   */
+  int needs_helper_thread;
   /* The syscall `init` can fail in, for the SystemError it becomes. */
   const char *init_syscall;
+  /*
+   * The syscalls named in the SystemErrors of `add` and `wait` (their `syscall` field and the
+   * message's tail): what the call really fails in, so that errors read as the OS's. poll and
+   * select check an fd with fcntl(F_GETFD) when it is added, hence 'fcntl' for their add.
+   */
+  const char *add_syscall;
+  const char *wait_syscall;
 
   /* Nonzero when the mechanism works on this system. */
   int (*available)(void);
@@ -86,8 +117,8 @@ typedef struct evp_module {
   int (*pollable_fd)(evp_backend *b);
 
   /*
-   * Integrated mode for backends without a pollable fd (poll, select; NULL for epoll): a
-   * helper thread waits on a copy of the registered set while the live set goes on changing on
+   * Integrated mode for backends that need a helper thread (needs_helper_thread; poll,
+   * select; NULL for epoll): a helper thread waits on a copy of the registered set while the live set goes on changing on
    * the JS thread, which applies the results afterwards.
    *
    * snapshot: copies the registered set plus `wake_fd` (watched for reading; below FD_SETSIZE

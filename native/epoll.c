@@ -152,7 +152,12 @@ static int epoll_pollable_fd(evp_backend *b) { return b->epfd; }
 const evp_module evp_epoll_module = {
     .name = "epoll",
     .support_edge_trigger = 1,
+    .support_exclusive = 1,
+    .fd_limit = 0,
+    .needs_helper_thread = 0,
     .init_syscall = "epoll_create1",
+    .add_syscall = "epoll_ctl",
+    .wait_syscall = "epoll_wait",
     .available = epoll_available,
     .init = epoll_init,
     .clean = epoll_clean,

@@ -50,11 +50,10 @@ Watcher* Watcher::Start(napi_env env, napi_value owner, napi_value on_ready,
   }
   auto* w = new Watcher(env, module, backend, wake_fd, slot);
   int r;
-  int fd = module->pollable_fd(backend);
-  if (fd >= 0) {
+  if (!module->needs_helper_thread) {
     // Sets O_NONBLOCK on the epoll fd: epoll_wait does not care.
     *syscall = "uv_poll_init";
-    r = uv_poll_init(loop, &w->poll_, fd);
+    r = uv_poll_init(loop, &w->poll_, module->pollable_fd(backend));
     if (r == 0) {
       w->handle_ = reinterpret_cast<uv_handle_t*>(&w->poll_);
       *syscall = "uv_poll_start";
@@ -167,17 +166,14 @@ void Watcher::NotifyJs() {
     // The wake-up loop (integrate.h): onReady() again while it reports a productive batch and
     // there is more, within the budget.
     uint64_t deadline = uv_hrtime() + kMaxNanos;
-    napi_value no, yes;
-    napi_get_boolean(env, false, &no);
-    napi_get_boolean(env, true, &yes);
     for (int calls = 1;; calls++) {
-      bool posted = false;
+      int flags = calls == 1 ? kReadyWakeUp : 0;
       if (helper_started_) {
         std::lock_guard<std::mutex> lock(mu_);
-        posted = HasPostedLocked();
+        if (HasPostedLocked()) flags |= kReadyPosted;
       }
-      napi_value arg = posted ? yes : no;
-      napi_value result;
+      napi_value arg, result;
+      napi_create_int32(env, flags, &arg);
       // napi_make_callback, not napi_call_function: it drains nextTick and microtasks after
       // the call, as Node does after its own callbacks. onReady may stop or close: this
       // Watcher then stays allocated until its close callback, in a later loop turn.

@@ -2,20 +2,22 @@
 // A Watcher tells JS when the backend has (or may have) ready fds, by calling onReady() on the
 // JS thread; JS then takes the records (TakeBatch), runs its callbacks and calls Rearm().
 //
-// - epoll: libuv polls the epoll fd itself (uv_poll_t); TakeBatch is a non-blocking wait.
-// - poll, select: a helper thread waits on a snapshot of the registered set (backend.h's
-//   snapshot functions) and posts the records back through a uv_async_t. It does not wait
-//   again until Rearm(), or a level-triggered fd left ready would spin it.
+// - epoll (backend.h's needs_helper_thread is 0): libuv polls the epoll fd itself
+//   (uv_poll_t); TakeBatch is a non-blocking wait.
+// - poll, select (needs_helper_thread): a helper thread waits on a snapshot of the registered
+//   set (backend.h's snapshot functions) and posts the records back through a uv_async_t. It
+//   does not wait again until Rearm(), or a level-triggered fd left ready would spin it.
 //
 // One wake-up, several batches. Waking through libuv costs a whole turn of Node's loop per
 // batch (libuv's own epoll_wait, its timers and check phases, an eventfd for the helper's
 // post): at low concurrency, where each batch holds one event, that turn was a third of the
 // cost of an event. So a wake-up (OnPollable, OnPosted) calls onReady() in a loop:
 //
-//   onReady(posted) -> boolean. Each call through napi_make_callback, so that nextTick and
+//   onReady(flags) -> boolean. Each call through napi_make_callback, so that nextTick and
 //   microtasks drain after every batch and async_hooks see one callback per batch, as before.
-//   `posted`: the helper thread's batch is waiting to be taken (NODE_DEBUG tells of it).
-//   It returns true when it took records and handled all of them: readiness may have moved on
+//   flags: kReadyPosted, the helper thread's batch is waiting to be taken (NODE_DEBUG tells of
+//   it); kReadyWakeUp, the first call of a wake-up (each wake-up ends with the wait handed back
+//   to Node's side: loop.stats().handoffs counts them). It returns true when it took records and handled all of them: readiness may have moved on
 //   (a callback wrote to a peer, a level-triggered fd is still readable), so look again now.
 //   - epoll: the Watcher looks itself, with a non-blocking epoll_wait whose records it keeps
 //     for the next TakeBatch (no syscall wasted); onReady() again only when it found some.
@@ -99,6 +101,10 @@ class Watcher {
   // to a few percent of an event; 1 ms is Node's timer resolution.
   static constexpr int kMaxBatches = 32;
   static constexpr uint64_t kMaxNanos = 1000000;
+
+  // onReady()'s flags (src/integrated.ts has the same numbers).
+  static constexpr int kReadyPosted = 1;
+  static constexpr int kReadyWakeUp = 2;
 
  private:
   Watcher(napi_env env, const evp_module* module, evp_backend* backend, int wake_fd,

@@ -254,7 +254,12 @@ static void poll_forget(evp_backend *b, int fd, uint32_t gen) {
 const evp_module evp_poll_module = {
     .name = "poll",
     .support_edge_trigger = 0,
+    .support_exclusive = 0,
+    .fd_limit = 0,
+    .needs_helper_thread = 1,
     .init_syscall = "malloc",
+    .add_syscall = "fcntl",
+    .wait_syscall = "poll",
     .available = poll_available,
     .init = poll_init,
     .clean = poll_clean,

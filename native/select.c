@@ -208,7 +208,12 @@ static void select_forget(evp_backend *b, int fd, uint32_t gen) {
 const evp_module evp_select_module = {
     .name = "select",
     .support_edge_trigger = 0,
+    .support_exclusive = 0,
+    .fd_limit = FD_SETSIZE,
+    .needs_helper_thread = 1,
     .init_syscall = "malloc",
+    .add_syscall = "fcntl",
+    .wait_syscall = "select",
     .available = select_available,
     .init = select_init,
     .clean = select_clean,

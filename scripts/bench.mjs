@@ -20,7 +20,8 @@ const WORKLOADS = ['chain', 'timers', 'http', 'scale', 'core'];
 const HELPERS = {
   report: 'bench/report.ts',
   // The evpoll server is examples/server itself, bundled here so that it runs on the same
-  // artefact snapshot as the rest (it is the program `node scripts/start.mjs` bundles and runs).
+  // artefact snapshot as the rest (it is the program `node scripts/start.mjs` bundles and runs;
+  // its 'evpoll' and 'evpoll/net' stay external and resolve to the snapshot's dist/).
   'server-evpoll': 'examples/server/main.ts',
   'server-net': 'bench/servers/net-hello.ts',
   'server-http': 'bench/servers/http-hello.ts',
@@ -68,7 +69,7 @@ if (!named && rest.some((a) => a !== '--quick')) {
   process.exit(2);
 }
 
-const built = spawnSync(process.execPath, [join(root, 'scripts/build.mjs'), 'native', 'wasm', '--if-missing'], { stdio: 'inherit' });
+const built = spawnSync(process.execPath, [join(root, 'scripts/build.mjs'), 'native', 'wasm', 'js', '--if-missing'], { stdio: 'inherit' });
 if (built.status !== 0) process.exit(1);
 const out = join(root, '.bench-out');
 snapshotArtefacts(out);
@@ -92,20 +93,29 @@ await esbuild.stop();
 
 /**
  * The bundles find evpoll's artefacts from the nearest package.json named evpoll above them:
- * give .bench-out/ one, with copies of the addon and the core taken now. A rebuild in the work
- * tree while the benchmarks run (node-gyp rebuild deletes build/) then neither breaks them nor
- * mixes two builds in one report.
+ * give .bench-out/ one, with copies of the addon, the core and the built package taken now,
+ * and the package's "exports", so that the server's 'evpoll' and 'evpoll/net' resolve to that
+ * copy (self-reference) as they do to dist/ under `npm start`. A rebuild in the work tree while
+ * the benchmarks run (node-gyp rebuild deletes build/) then neither breaks them nor mixes two
+ * builds in one report.
  */
 function snapshotArtefacts(dir) {
-  const copies = [
-    ['build/Release/evpoll.node', 'build/Release/evpoll.node'],
-    ['dist/core.wasm', 'dist/core.wasm'],
-  ];
-  for (const [from, to] of copies) {
-    mkdirSync(dirname(join(dir, to)), { recursive: true });
-    copyFileSync(join(root, from), join(dir, to));
+  const manifest = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+  // dist/core-debug.wasm: bench/core.ts measures the release core plus nextTimeout(), readyPtr().
+  const copies = ['build/Release/evpoll.node', 'dist/core.wasm', 'dist/core-debug.wasm', 'dist/evpoll.cjs', 'dist/index.js', 'dist/net.js'];
+  for (const file of copies) {
+    mkdirSync(dirname(join(dir, file)), { recursive: true });
+    copyFileSync(join(root, file), join(dir, file));
   }
-  writeFileSync(join(dir, 'package.json'), '{ "name": "evpoll", "private": true, "description": "bench bundles and a snapshot of the artefacts they run" }\n');
+  const exports = Object.fromEntries(Object.entries(manifest.exports).map(([entry, to]) => [entry, to.import?.default ?? to]));
+  const snapshot = {
+    name: 'evpoll',
+    private: true,
+    description: 'bench bundles and a snapshot of the artefacts they run',
+    type: 'module',
+    exports,
+  };
+  writeFileSync(join(dir, 'package.json'), `${JSON.stringify(snapshot, null, 2)}\n`);
 }
 
 const started = Date.now();

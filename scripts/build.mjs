@@ -1,6 +1,7 @@
 // Builds evpoll's artefacts: the native addon (node-gyp -> build/), the WebAssembly core
-// (asc -> dist/core.wasm), the TypeScript API (esbuild -> dist/evpoll.cjs and its entry points;
-// tsc -> dist/types) and, for the tarball, the prebuilt addon (prebuildify -> prebuilds/).
+// (asc -> dist/core.wasm, and dist/core-debug.wasm for tests and benchmarks), the TypeScript API
+// (esbuild -> dist/evpoll.cjs and its entry points; tsc -> dist/types) and, for the tarball, the
+// prebuilt addon (prebuildify -> prebuilds/).
 // Usage: node scripts/build.mjs [native] [wasm] [js] [prebuild] [--if-missing]
 //
 // The wasm lives in dist/, not build/: `node-gyp rebuild` deletes build/.
@@ -86,11 +87,19 @@ function buildPrebuild() {
   }
 }
 
+/**
+ * The core twice, from the same sources with the same optimisation: the release build
+ * (assembly/index.ts -> dist/core.wasm, the one shipped: exactly what src/ calls) and the debug
+ * build (assembly/debug.ts -> dist/core-debug.wasm: those exports plus the calls only tests and
+ * benchmarks make). asconfig.json's targets name the files.
+ */
 function buildWasm() {
-  if (!stale('dist/core.wasm', ['assembly'])) return;
-  mkdirSync(join(root, 'dist'), { recursive: true });
-  const asc = bin('assemblyscript', 'bin/asc.js');
-  run(process.execPath, [asc, 'assembly/index.ts', '--config', 'asconfig.json', '--target', 'release']);
+  const builds = [['assembly/index.ts', 'release', 'dist/core.wasm'], ['assembly/debug.ts', 'debug', 'dist/core-debug.wasm']];
+  for (const [entry, target, out] of builds) {
+    if (!stale(out, ['assembly', 'asconfig.json'])) continue;
+    mkdirSync(join(root, 'dist'), { recursive: true });
+    run(process.execPath, [bin('assemblyscript', 'bin/asc.js'), entry, '--config', 'asconfig.json', '--target', target]);
+  }
 }
 
 // Public entry points: `evpoll` and `evpoll/net`.

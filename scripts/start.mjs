@@ -7,14 +7,14 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { root } from './bin.mjs';
 
-// The bundle below compiles src/ in, so of evpoll's artefacts it needs only the native addon
-// and the WebAssembly core.
-const build = spawnSync(process.execPath, [join(root, 'scripts/build.mjs'), 'native', 'wasm', '--if-missing'], { cwd: root, stdio: 'inherit' });
+// The example imports 'evpoll' and 'evpoll/net' as a user's program does: the built package
+// (dist/), which the bundle below leaves external. So every artefact is built first.
+const build = spawnSync(process.execPath, [join(root, 'scripts/build.mjs'), 'native', 'wasm', 'js', '--if-missing'], { cwd: root, stdio: 'inherit' });
 if (build.status !== 0) process.exit(build.status ?? 1);
 
-// One level below the root, as dist/index.js is: that is where evpoll looks for build/ and
-// dist/core.wasm from. Bundled every time (it takes milliseconds), so it is never stale; written
-// aside and renamed, so a worker starting meanwhile never reads half a file.
+// Inside the package folder, so that Node resolves 'evpoll' to this package through its
+// "exports" (self-reference). Bundled every time (it takes milliseconds), so it is never
+// stale; written aside and renamed, so a worker starting meanwhile never reads half a file.
 const out = join(root, 'dist/server.mjs');
 const esbuild = await import('esbuild');
 const result = await esbuild.build({

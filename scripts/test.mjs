@@ -6,7 +6,7 @@
 import { spawnSync, spawn } from 'node:child_process';
 import { readdirSync, rmSync, mkdirSync, mkdtempSync, openSync, readSync, closeSync } from 'node:fs';
 import os, { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { bin, root } from './bin.mjs';
 import { parseArgs } from 'node:util';
 import { compileTests } from './compile-tests.mjs';
@@ -34,7 +34,7 @@ step('build', process.execPath, ['scripts/build.mjs', 'native', 'wasm', 'js', '-
 if (!values['no-typecheck']) step('type-check (tsc --noEmit)', process.execPath, [bin('typescript', 'bin/tsc'), '--noEmit', '-p', 'tsconfig.json']);
 
 // Node 20 cannot run .ts: the test files are bundled into .test-out/ (compile-tests.mjs).
-const out = join(root, values.out);
+const out = resolve(root, values.out); // --out may be relative to the root, or absolute
 rmSync(out, { recursive: true, force: true });
 mkdirSync(out);
 const files = readdirSync(join(root, 'test'))
@@ -120,7 +120,7 @@ function runSuite(mechanism, mode) {
     const env = { ...process.env, EVPOLL_MECHANISM: mechanism, EVPOLL_MODE: mode, NO_COLOR: '1', EVPOLL_TEST_PROGRESS: progressFile };
     delete env.FORCE_COLOR;
     // Its own process group: the watchdog kills the suite with every child it left behind.
-    const child = spawn(process.execPath, [uvu, values.out, '\\.mjs$'], {
+    const child = spawn(process.execPath, [uvu, out, '\\.mjs$'], {
       cwd: root,
       env,
       detached: true,

@@ -9,10 +9,6 @@ import type { Event } from './event.js';
 import type { EventLoop } from './loop.js';
 import * as net from './net.js';
 
-const EAGAIN = -11;
-const ENFILE = -23;
-const EMFILE = -24;
-
 export interface AcceptorOptions {
   /** Connections taken per readiness (lighttpd's batch). Default 100. */
   batch?: number;
@@ -23,7 +19,7 @@ export interface AcceptorOptions {
   exclusive?: boolean;
   /** How long the listener is ignored after EMFILE/ENFILE, in ms. Default 100. */
   backoffMs?: number;
-  /** Told each time the process ran out of fds (errno -24 or -23) and the back-off started. */
+  /** Told each time the process ran out of fds (`errno` is net.EMFILE or net.ENFILE) and the back-off started. */
   onBackoff?: (errno: number) => void;
   /** An accept failure other than EAGAIN/EMFILE/ENFILE (EBADF, EINVAL: the listener is gone). Default: throw it. */
   onError?: (err: SystemError) => void;
@@ -123,8 +119,8 @@ export class Acceptor {
       for (const fd of fds) this.#onConnection(fd);
       return;
     }
-    if (fds === EAGAIN) return; // another process (or an aborted connection) got there first
-    if (fds === EMFILE || fds === ENFILE) {
+    if (fds === net.EAGAIN) return; // another process (or an aborted connection) got there first
+    if (fds === net.EMFILE || fds === net.ENFILE) {
       // nginx's ngx_disable_accept_events: the queued connections wait in the backlog until
       // fds are freed; no accept is retried before the timer, so no CPU is burnt meanwhile.
       this.#readable.del();

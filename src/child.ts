@@ -8,9 +8,10 @@
 // and must still see them exit.
 import { constants } from 'node:os';
 import { addon } from './native.js';
+import { ECHILD } from './net.js';
 import { EV } from './flags.js';
 import { invalidArg, systemError } from './errors.js';
-import { Event, kTrusted, type EventCallback } from './event.js';
+import type { Event } from './event.js';
 import type { EventLoop } from './loop.js';
 
 interface PidfdOps {
@@ -20,7 +21,6 @@ interface PidfdOps {
   close(fd: number): number;
 }
 const ops = addon as unknown as PidfdOps;
-const ECHILD = -10;
 const MAX_PID = 0x7fffffff;
 
 /** How a child ended, as child_process's 'exit' gives it: one of code and signal is null. */
@@ -46,19 +46,20 @@ function signalName(signo: number): NodeJS.Signals {
  * A child's exit watched by a loop (loop.child()): pending until the child exits, then its
  * callback runs once with (ev, EV.READ, { pid, code, signal }) and its pidfd is closed.
  */
-export class ChildEvent extends Event<undefined> {
+export class ChildEvent {
   #pidfd = -1;
   #pidfdEvent: Event | undefined;
-  readonly #onExit: ChildCallback;
 
   /** @internal */
-  constructor(loop: EventLoop, readonly pid: number, callback: ChildCallback, private readonly set: ChildWatchers) {
-    // The base class's callback and arg are not used: the exit is only known when it comes.
-    super(loop, -1, EV.READ, callback as unknown as EventCallback<undefined>, undefined, kTrusted);
-    this.#onExit = callback;
-  }
+  constructor(
+    readonly loop: EventLoop,
+    readonly pid: number,
+    readonly callback: ChildCallback,
+    private readonly set: ChildWatchers,
+  ) {}
 
-  override get pending(): boolean {
+  /** Whether the exit is being watched (added, and the child not yet reported). */
+  get pending(): boolean {
     return this.#pidfd >= 0;
   }
 
@@ -66,7 +67,7 @@ export class ChildEvent extends Event<undefined> {
    * Watches the child again after del(). A child that has exited but not been reaped yet is
    * reported at once; one already reaped (by child_process) is ESRCH.
    */
-  override add(): this {
+  add(): this {
     this.loop._checkOpen();
     if (this.#pidfd >= 0) return this;
     const fd = ops.pidfdOpen(this.pid);
@@ -90,7 +91,7 @@ export class ChildEvent extends Event<undefined> {
   }
 
   /** Stops watching and closes the pidfd: true if it was pending. */
-  override del(): boolean {
+  del(): boolean {
     this.loop._checkOpen();
     if (this.#pidfd < 0) return false;
     this.#pidfdEvent?.del();
@@ -114,7 +115,7 @@ export class ChildEvent extends Event<undefined> {
     // ECHILD: reaped by someone else first (child_process, when Node's loop ran before this
     // callback could look): it has exited, but its status is gone with it.
     const [code, signo] = typeof status === 'number' ? [null, null] : status;
-    this.#onExit(this, EV.READ, { pid: this.pid, code, signal: signo === null ? null : signalName(signo) });
+    this.callback(this, EV.READ, { pid: this.pid, code, signal: signo === null ? null : signalName(signo) });
   }
 }
 

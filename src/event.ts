@@ -2,9 +2,6 @@ import { EventLoop } from './loop.js';
 import { EV, FD_EVENT_FLAGS, TIMER_FLAGS } from './flags.js';
 import { invalidArg } from './errors.js';
 
-/** @internal Passed by the loop's own subclasses (SignalEvent), whose arguments it has made. */
-export const kTrusted: unique symbol = Symbol('evpoll.trusted');
-
 function isNonNegativeInteger(n: unknown): n is number {
   return typeof n === 'number' && Number.isInteger(n) && n >= 0;
 }
@@ -46,10 +43,8 @@ export class Event<A = any> {
     readonly flags: number,
     readonly callback: EventCallback<A>,
     readonly arg: A,
-    /** Internal: the loop's own subclasses skip the checks. */
-    trusted?: symbol,
   ) {
-    if (trusted !== kTrusted) checkArgs(loop, fd, flags, callback);
+    checkArgs(loop, fd, flags, callback);
   }
 
   /** Whether the event is registered (fpm_event_add'ed and not yet deleted or fired once). */

@@ -5,12 +5,12 @@ import { EV, OP_ADD, OP_MODIFY, OP_REMOVE } from './flags.js';
 import { EvpollError, errnoName, invalidArg, systemError } from './errors.js';
 import { debug, debugging, interestNames } from './debug.js';
 import { Event, type EventCallback } from './event.js';
-import { resolveMechanism } from './mechanisms.js';
+import { mechanisms, resolveMechanism } from './mechanisms.js';
 import { addon, type NativeBackend } from './native.js';
-import { instantiateCore, type CoreExports } from './core.js';
-import { SignalSet, type SignalEvent, type SignalName } from './signals.js';
+import { Core, MAX_TIMEOUT, RETIRED } from './core.js';
+import { IntegratedDriver, type Take } from './integrated.js';
+import { SignalSet, type SignalCallback, type SignalEvent, type SignalName } from './signals.js';
 import { ChildWatchers, type ChildCallback, type ChildEvent } from './child.js';
-import { read } from './net.js';
 
 export interface EventLoopOptions {
   /** 'epoll', 'poll' or 'select', case-insensitive. Default: EVPOLL_MECHANISM, else the first available. */
@@ -25,6 +25,31 @@ export interface EventLoopOptions {
   clock?: () => number;
 }
 
+/**
+ * What a loop has done since it was made (loop.stats(); libuv's uv_metrics_info is the model).
+ * Counts only grow; times are in ms on the loop's clock.
+ */
+export interface LoopStats {
+  /** Iterations: each run()/runOnce() iteration, and each batch in integrated mode. */
+  iterations: number;
+  /** Calls into the backend for ready records: waits in run()/runOnce(), takes in integrated mode. */
+  waits: number;
+  /** Ready records the backend reported (one per ready fd per wait, stale ones included). */
+  records: number;
+  /** Callbacks run (fd events and timers; a signal or child event counts as its loop's callback). */
+  callbacks: number;
+  /** Of those, timers that fired. */
+  timersFired: number;
+  /** Integrated mode: times the wait went back to Node's side (libuv's poll or the helper thread). */
+  handoffs: number;
+  /** run()/runOnce(): time blocked in the backend's wait. */
+  waitMs: number;
+  /** Time taking the batch apart and running its callbacks, in either mode. */
+  dispatchMs: number;
+  /** The WebAssembly core's memory (slot, fd and timer tables, dispatch list, ready area), in bytes. */
+  coreBytes: number;
+}
+
 const DEFAULT_MAX_FD = 1 << 20;
 /**
  * The core's fd table takes 16 bytes per fd number up to the highest watched, in a 32-bit
@@ -37,7 +62,6 @@ const MAX_MAX_FD = 1 << 26;
  * its table to it, so that a bogus number costs an EBADF, not megabytes of table.
  */
 const FD_JUMP = 1 << 16;
-const MAX_TIMEOUT = 0x7fffffff;
 
 /** The backend call that made a registration change, for NODE_DEBUG's line. */
 const BACKEND_CALLS: Record<number, string> = { [OP_ADD]: 'add', [OP_MODIFY]: 'modify', [OP_REMOVE]: 'remove' };
@@ -62,17 +86,40 @@ function checkTimeout(ms: unknown, what: string): number {
   return ms;
 }
 
-/**
- * @internal For the tests' iterate() in start mode: `hook(ran)` after each integrated-mode
- * batch. Exported from this module only, not from the package.
- */
-export let setAfterBatchHook: (loop: EventLoop, hook: ((ran: number) => void) | undefined) => void;
+/** A per-iteration hook's callback; it gets its own handle (so it can del() itself). */
+export type HookCallback = (hook: LoopHook) => void;
+
+/** A hook made by loop.prepare() or loop.check(): runs every iteration until del(). */
+export class LoopHook {
+  /** @internal */
+  constructor(
+    private readonly list: Set<LoopHook>,
+    readonly callback: HookCallback,
+  ) {}
+
+  /** Whether the hook still runs. */
+  get pending(): boolean {
+    return this.list.has(this);
+  }
+
+  /** Stops the hook (it does not run again, not even later in the same round): true if it was pending. */
+  del(): boolean {
+    return this.list.delete(this);
+  }
+}
+
+/** Runs each hook of `list` that is still there when its turn comes (one may del() another). */
+function runHooks(list: Set<LoopHook>): void {
+  for (const hook of [...list]) if (list.has(hook)) hook.callback(hook);
+}
 
 /**
  * PHP-FPM's event loop (fpm_events.c): fd events and timers over one backend. One iteration is
- * three crossings whatever the number of events: the core's next timeout, the backend's wait
- * (which writes ready records straight into the core's memory), and the core's collect (which
- * turns records and due timers into a dispatch list); then the callbacks run.
+ * three crossings whatever the number of events: the core's next timeout (read from its
+ * memory), the backend's wait (which writes ready records straight into the core's memory),
+ * and the core's collect (which turns records and due timers into a dispatch list); then the
+ * callbacks run. run()/runOnce() drive it here; start() hands the driving to Node's event loop
+ * (src/integrated.ts).
  */
 export class EventLoop extends EventEmitter {
   /** The backend's name (fpm_event_machanism_name). */
@@ -84,18 +131,11 @@ export class EventLoop extends EventEmitter {
   readonly maxFd: number;
 
   #backend: NativeBackend;
-  #core: CoreExports;
-  #buffer: ArrayBuffer;
-  #i32: Int32Array;
-  #f64: Float64Array;
+  #core: Core;
+  #driver: IntegratedDriver;
   /** Pending Events by slot: the only strong references the loop keeps. */
   #events: (Event<any> | undefined)[] = [];
-  /** The dispatch list being walked; entries past #next survive a throwing callback. */
-  #listBase = 0;
-  /** Int32 index of the core's shared words (dispatch list, ready area, ready capacity). */
-  #shared: number;
-  /** Float64 index of the earliest timer deadline among the shared words. */
-  #earliest: number;
+  /** The dispatch list being walked: entries [#next, #length) survive a throwing callback. */
   #next = 0;
   #length = 0;
   #running = false;
@@ -103,47 +143,19 @@ export class EventLoop extends EventEmitter {
   #pumping = false;
   #stopRequested = false;
   #closed = false;
-  /** Integrated mode (start()): riding on Node's event loop. */
-  #started = false;
-  #refed = true;
-  /** Whether the native watcher and the Node timer currently keep the process alive. */
-  #keepingAlive = false;
-  #timer: NodeJS.Timeout | undefined;
-  /** performance.now() at which #timer fires, or Infinity. */
-  #timerAt = Infinity;
-  #continuation: NodeJS.Immediate | undefined;
-  /** An #afterChange() is queued as a microtask (add()/del() outside a batch, while started). */
-  #changeQueued = false;
-  /**
-   * poll and select: integrated mode waits on a helper thread (epoll's own fd is polled by
-   * libuv). After a batch that found records the JS thread polls again itself (at once, in the
-   * native wake-up loop: integrate.h), and only hands back to the helper when that finds
-   * nothing: a busy loop then never pays the two thread hand-offs per batch.
-   */
-  readonly #pollsOnHelper: boolean;
-  /** Records the last takeBatch() returned. */
-  #lastTaken = 0;
-  /** integrated mode's take: what #pump gathers from (NODE_DEBUG's version tells of the helper's batches). */
-  readonly #take: (buffer: ArrayBuffer, offset: number, capacity: number) => number;
-  /** NODE_DEBUG only (poll, select): the helper thread has the wait / has posted a batch not yet taken. */
-  #helperWaits = false;
-  #helperPosted = false;
-  /** Test hook (setAfterBatchHook): called after each batch dispatched in integrated mode. */
-  #afterBatchHook: ((ran: number) => void) | undefined;
   #signals: SignalSet | undefined;
   #children: ChildWatchers | undefined;
   #now: () => number;
+  /** fds at or above this are refused: maxFd, or less where the mechanism has a limit of its own. */
   #fdLimit: number;
   /** The highest fd watched so far (see FD_JUMP). */
   #fdHigh = 0;
   #addSyscall: string;
   #waitSyscall: string;
-
-  static {
-    setAfterBatchHook = (loop, hook) => {
-      loop.#afterBatchHook = hook;
-    };
-  }
+  #wait: NativeBackend['wait'];
+  #prepares = new Set<LoopHook>();
+  #checks = new Set<LoopHook>();
+  #stats = { iterations: 0, waits: 0, records: 0, callbacks: 0, timersFired: 0, waitMs: 0, dispatchMs: 0 };
 
   constructor(options: EventLoopOptions = {}) {
     super();
@@ -157,21 +169,34 @@ export class EventLoop extends EventEmitter {
     const m = resolveMechanism(options.mechanism);
     this.mechanism = m.name;
     this.supportEdgeTrigger = m.supportEdgeTrigger;
-    this.supportExclusive = m.name === 'epoll';
+    this.supportExclusive = m.supportExclusive;
     this.maxFd = maxFd;
-    this.#fdLimit = m.name === 'select' ? Math.min(maxFd, addon.FD_SETSIZE) : maxFd;
-    this.#addSyscall = m.name === 'epoll' ? 'epoll_ctl' : 'fcntl';
-    this.#waitSyscall = m.name === 'epoll' ? 'epoll_wait' : m.name;
-    this.#pollsOnHelper = m.name !== 'epoll';
-    this.#take = debugging && this.#pollsOnHelper ? this.#takeLogged : (buffer, offset, capacity) => this.#backend.takeBatch(buffer, offset, capacity);
-    this.#core = instantiateCore();
+    this.#fdLimit = m.fdLimit === null ? maxFd : Math.min(maxFd, m.fdLimit);
+    this.#addSyscall = m.syscalls.add;
+    this.#waitSyscall = m.syscalls.wait;
+    this.#core = new Core();
     this.#backend = new addon.Backend(m.name, maxFd);
-    const shared = this.#core.sharedPtr();
-    this.#shared = shared >> 2;
-    this.#earliest = (shared + 16) >> 3;
-    this.#buffer = this.#core.memory.buffer;
-    this.#i32 = new Int32Array(this.#buffer);
-    this.#f64 = new Float64Array(this.#buffer);
+    this.#wait = this.#backend.wait;
+    this.#driver = new IntegratedDriver(
+      {
+        now: this.#now,
+        liveCount: () => this.#core.live(),
+        timeoutFrom: (now) => this.#core.timeout(now),
+        anyTimer: () => this.#core.anyTimer(),
+        leftOver: () => this.#next < this.#length,
+        batch: (take) => this.#batch(take),
+        prepare: () => {
+          if (this.#prepares.size > 0) runHooks(this.#prepares);
+        },
+        error: (err) => {
+          if (this.listenerCount('error') > 0) this.emit('error', err);
+          else throw err;
+        },
+      },
+      this.#backend,
+      m.name,
+      m.helperThread,
+    );
     debug('loop created: mechanism %s, maxFd %d', this.mechanism, maxFd);
   }
 
@@ -189,13 +214,13 @@ export class EventLoop extends EventEmitter {
 
   /**
    * Watches a signal: FPM's self-pipe, so it works in run() (a blocked loop hears it) and in
-   * start(). Returns the Event already added; its callback gets (ev, EV.READ, name); del()
+   * start(). Returns the SignalEvent already added; its callback gets (ev, EV.READ, name); del()
    * stops watching (the last del() of a signal puts its previous handler back). Every signal
    * sent is seen at least once; the kernel may merge signals sent close together.
    */
-  signal(name: SignalName, callback: EventCallback<SignalName>): SignalEvent {
+  signal(name: SignalName, callback: SignalCallback): SignalEvent {
     this.#checkOpen();
-    this.#signals ??= new SignalSet(this, read);
+    this.#signals ??= new SignalSet(this);
     return this.#signals.create(name, callback).add();
   }
 
@@ -212,6 +237,35 @@ export class EventLoop extends EventEmitter {
     this.#checkOpen();
     this.#children ??= new ChildWatchers(this);
     return this.#children.create(pid, callback).add();
+  }
+
+  /**
+   * libev's prepare watcher: `callback` runs before each wait, early enough that what it adds or
+   * deletes, and the timers it sets, count for that wait. run()/runOnce(): before each backend
+   * wait (not before an iteration that only finishes the entries a throwing callback left).
+   * start(): when start() hands the wait to Node's loop, and after each batch, before the wait
+   * goes back (to libuv, the helper thread, or the next turn's poll). Returns its handle (del()).
+   */
+  prepare(callback: HookCallback): LoopHook {
+    return this.#hook(this.#prepares, callback);
+  }
+
+  /**
+   * libev's check watcher: `callback` runs right after each wait, before the batch's callbacks
+   * (the dispatch list is made: what it deletes does not run; timers it sets count from the next
+   * iteration on). start(): after each take from the backend, before the batch's callbacks.
+   * Returns its handle (del()).
+   */
+  check(callback: HookCallback): LoopHook {
+    return this.#hook(this.#checks, callback);
+  }
+
+  #hook(list: Set<LoopHook>, callback: HookCallback): LoopHook {
+    this.#checkOpen();
+    if (typeof callback !== 'function') throw invalidArg('callback must be a function');
+    const hook = new LoopHook(list, callback);
+    list.add(hook);
+    return hook;
   }
 
   /** One iteration: wait at most `timeoutMs` (default: until the nearest timer), dispatch; returns callbacks run. */
@@ -234,7 +288,7 @@ export class EventLoop extends EventEmitter {
     this.#running = true;
     this.#stopRequested = false;
     try {
-      while (!this.#stopRequested && !this.#closed && (this.#liveCount() > 0 || this.#next < this.#length)) {
+      while (!this.#stopRequested && !this.#closed && (this.#core.live() > 0 || this.#next < this.#length)) {
         this.#iterate(undefined);
       }
     } finally {
@@ -250,7 +304,7 @@ export class EventLoop extends EventEmitter {
   stop(): void {
     this.#checkOpen();
     this.#stopRequested = true;
-    if (this.#started) this.#detach();
+    if (this.#driver.started) this.#driver.stop();
   }
 
   /**
@@ -263,49 +317,43 @@ export class EventLoop extends EventEmitter {
    */
   start(): this {
     this.#checkOpen();
-    if (this.#started) return this;
+    if (this.#driver.started) return this;
     // From a callback of a started loop's batch (stop() then start()) it simply re-attaches.
     if (this.#running && !this.#pumping) throw new EvpollError('ERR_EVPOLL_BUSY', 'start() called while run()/runOnce() is driving the loop');
-    this.#started = true;
-    this.#backend.startWatching(debugging && this.#pollsOnHelper ? this.#onHelperBatch : this.#onReady);
-    if (debugging) {
-      this.#helperWaits = this.#pollsOnHelper;
-      debug(this.#pollsOnHelper ? `started (integrated mode): ${this.mechanism}'s wait handed to a helper thread` : `started (integrated mode): libuv polls ${this.mechanism}'s fd`);
-    }
-    this.#keepingAlive = true; // the watcher starts ref'd
-    this.#afterChange();
-    // Entries left by a callback that threw while detached, or timers already due; poll and
-    // select: what is ready now too, before the helper thread's first wait. (epoll's fd is
-    // polled by libuv from its next turn on: a cold setImmediate here costs more than that.)
-    if (this.#pollsOnHelper || this.#next < this.#length || this.#timerAt <= this.#now()) this.#scheduleContinuation();
+    this.#driver.start();
     return this;
   }
 
   /** Whether start() is in effect. */
   get started(): boolean {
-    return this.#started;
+    return this.#driver.started;
   }
 
   /** As Node's handles: a ref'd started loop with something registered keeps the process alive (the default). */
   ref(): this {
-    this.#refed = true;
-    this.#afterChange();
+    this.#driver.setRef(true);
     return this;
   }
 
   /** An unref'd loop does not keep the process alive on its own. */
   unref(): this {
-    this.#refed = false;
-    this.#afterChange();
+    this.#driver.setRef(false);
     return this;
+  }
+
+  /** What the loop has done since it was made: a fresh object each call (LoopStats). */
+  stats(): LoopStats {
+    return { ...this.#stats, handoffs: this.#driver.handoffs, coreBytes: this.#closed ? 0 : this.#core.memoryBytes };
   }
 
   /** FPM's clean: releases the backend (its fd) and every registration; the loop is unusable after. */
   close(): void {
     if (this.#closed) return;
-    if (this.#started) this.#detach();
+    if (this.#driver.started) this.#driver.stop();
     this.#signals?.close();
     this.#children?.close();
+    this.#prepares.clear();
+    this.#checks.clear();
     this.#closed = true;
     for (const ev of this.#events) if (ev) ev._slot = -1;
     this.#events = [];
@@ -329,210 +377,42 @@ export class EventLoop extends EventEmitter {
 
   #checkIdle(what: string): void {
     if (this.#running) throw new EvpollError('ERR_EVPOLL_REENTRANT', `${what} called from inside a callback of the same loop`);
-    if (this.#started) throw new EvpollError('ERR_EVPOLL_BUSY', `${what} called while the loop is started (integrated mode); stop() it first`);
+    if (this.#driver.started) throw new EvpollError('ERR_EVPOLL_BUSY', `${what} called while the loop is started (integrated mode); stop() it first`);
   }
 
-  #detach(): void {
-    this.#started = false;
-    this.#backend.stopWatching();
-    this.#keepingAlive = false;
-    if (this.#timer) clearTimeout(this.#timer);
-    this.#timer = undefined;
-    this.#timerAt = Infinity;
-    if (this.#continuation) clearImmediate(this.#continuation);
-    this.#continuation = undefined;
-    this.#helperWaits = this.#helperPosted = false;
-    debug('stopped (integrated mode)');
-  }
-
-  /**
-   * Integrated mode, after anything that may change the nearest deadline or whether the loop
-   * has anything registered: arm the Node timer (only ever earlier: a timer that fires with
-   * nothing due just re-arms) and keep the process alive only while ref'd with work.
-   */
-  #afterChange(): void {
-    if (!this.#started) return;
-    const alive = this.#refed && this.#liveCount() > 0;
-    if (alive !== this.#keepingAlive) {
-      this.#keepingAlive = alive;
-      if (alive) this.#backend.ref();
-      else this.#backend.unref();
-    }
-    // No timer pending (the earliest deadline is Infinity): nothing to arm, no clock to read.
-    if (this.#i32.length === 0) this.#refreshViews();
-    if (this.#f64[this.#earliest] !== Infinity) {
-      const now = this.#now();
-      const timeout = this.#timeoutFrom(now);
-      if (timeout >= 0 && now + timeout < this.#timerAt) {
-        if (this.#timer) clearTimeout(this.#timer);
-        this.#timerAt = now + timeout;
-        // libuv's clock is cached per turn in whole ms: this may fire a little early, and then
-        // collect() finds nothing due and the timer is simply armed again.
-        this.#timer = setTimeout(this.#onTimer, timeout);
-      }
-    }
-    if (this.#timer) {
-      if (alive) this.#timer.ref();
-      else this.#timer.unref();
-    }
-  }
-
-  #onTimer = (): void => {
-    this.#timer = undefined;
-    this.#timerAt = Infinity;
-    this.#pump();
-  };
-
-  /**
-   * add()/del() outside a batch while started: the Node timer and keep-alive state follow once
-   * per tick, not once per call (a program adding 1M timers would otherwise make 1M clock
-   * reads and core calls more). Nothing can fire before the microtask runs.
-   */
-  #changed(): void {
-    if (this.#changeQueued) return;
-    this.#changeQueued = true;
-    queueMicrotask(this.#flushChange);
-  }
-
-  #flushChange = (): void => {
-    this.#changeQueued = false;
-    this.#afterChange();
-  };
-
-  #scheduleContinuation(): void {
-    if (this.#continuation || !this.#started) return;
-    this.#continuation = setImmediate(() => {
-      this.#continuation = undefined;
-      this.#pump();
-    });
-    // An unref'd loop (or one with nothing registered) must not keep the process alive
-    // through its own continuation, as it would not through its watcher.
-    if (!this.#keepingAlive) this.#continuation.unref();
-  }
-
-  /**
-   * The native watcher's onReady (integrate.h): one batch; true when it took records and ran
-   * them all, so that the watcher looks again at once (within its budget per wake-up).
-   */
-  #onReady = (): boolean => this.#pump(true);
-
-  /**
-   * Integrated mode: one batch — whatever is ready now (never blocking) plus due timers.
-   * `native`: called by the watcher's wake-up loop, which looks again after a productive batch
-   * itself; from a Node timer or immediate, rearm() asks it for a wake-up of its own.
-   */
-  #pump(native = false): boolean {
-    if (!this.#started || this.#running) return false;
+  /** Integrated mode's batch (IntegratedHost.batch): false if run()/runOnce() or a batch is running. */
+  #batch(take: Take): boolean {
+    if (this.#running) return false;
     this.#running = this.#pumping = true;
-    let ran = 0;
-    this.#lastTaken = 0;
     try {
-      if (this.#next < this.#length) {
-        ran = this.#dispatch();
-      } else {
-        ran = this.#gather(this.#take);
-      }
-    } catch (err) {
-      // The rest of the batch stays queued (as after a throw in runOnce()) and runs on the
-      // next turn of Node's loop.
+      if (this.#next < this.#length) this.#dispatch(this.#now());
+      else this.#gather(take, 0); // `before` serves waitMs, which integrated mode does not keep
+    } finally {
       this.#running = this.#pumping = false;
-      this.#scheduleContinuation();
-      this.#afterBatch(ran, false);
-      if (this.listenerCount('error') > 0) this.emit('error', err);
-      else throw err;
-      return false;
     }
-    this.#running = this.#pumping = false;
-    this.#afterBatch(ran, native);
-    return native && this.#started && this.#lastTaken > 0;
-  }
-
-  #afterBatch(ran: number, native: boolean): void {
-    if (this.#started && !this.#closed) {
-      // epoll: nothing to hand back (rearm() is a no-op there); libuv polls its fd again.
-      if (this.#pollsOnHelper && this.#lastTaken > 0) {
-        // Look again before handing the wait back: the wake-up loop does when it called
-        // (native); otherwise rearm() posts a wake-up of its own for the next turn (integrate.h).
-        if (!native) this.#backend.rearm();
-      } else if (this.#pollsOnHelper) {
-        this.#backend.rearm();
-        // A posted batch not yet taken is posted again instead (integrate.h): no hand-off then.
-        if (debugging && !this.#helperWaits && !this.#helperPosted) {
-          this.#helperWaits = true;
-          debug('%s: wait handed back to the helper thread', this.mechanism);
-        }
-      }
-      this.#afterChange();
-    }
-    this.#afterBatchHook?.(ran);
-  }
-
-  /** NODE_DEBUG's onReady (poll, select): `posted` when the helper thread has posted a batch (else the wake-up loop's next call). */
-  #onHelperBatch = (posted: boolean): boolean => {
-    if (posted) {
-      this.#helperWaits = false;
-      this.#helperPosted = true;
-    }
-    return this.#pump(true);
-  };
-
-  /** NODE_DEBUG's takeBatch (poll, select): one line per batch the helper hands back, not per record. */
-  #takeLogged = (buffer: ArrayBuffer, offset: number, capacity: number): number => {
-    const n = this.#backend.takeBatch(buffer, offset, capacity);
-    if (this.#helperPosted) {
-      this.#helperPosted = false;
-      debug('%s: batch back from the helper thread (%s)', this.mechanism, n < 0 ? errnoName(n) : n === 1 ? '1 record' : `${n} records`);
-    }
-    // Records taken on this thread send a waiting helper back to wait for rearm() (integrate.h).
-    if (n > 0) this.#helperWaits = false;
-    return n;
-  };
-
-  /**
-   * Before reading the core's memory after anything that may have grown it (memory.grow
-   * detaches the old buffer and every view of it). add() and del() do not call this: asking
-   * for memory.buffer costs more than the rest of a timer add(); the readers check instead.
-   */
-  #refreshViews(): void {
-    const buffer = this.#core.memory.buffer;
-    if (buffer !== this.#buffer) {
-      this.#buffer = buffer;
-      this.#i32 = new Int32Array(buffer);
-      this.#f64 = new Float64Array(buffer);
-    }
-  }
-
-  /** Live registrations (the core's pendingCount()), read from the shared words. */
-  #liveCount(): number {
-    if (this.#i32.length === 0) this.#refreshViews();
-    return this.#i32[this.#shared + 3];
-  }
-
-  /**
-   * The core's nextTimeout(now), from the earliest deadline in the shared words: whole ms until
-   * the nearest timer, rounded up so a wait never ends before it; 0 if due; -1 if none.
-   */
-  #timeoutFrom(now: number): number {
-    if (this.#i32.length === 0) this.#refreshViews();
-    const d = this.#f64[this.#earliest] - now;
-    if (d === Infinity) return -1;
-    if (d <= 0) return 0;
-    return d >= MAX_TIMEOUT ? MAX_TIMEOUT : Math.ceil(d);
+    return true;
   }
 
   #iterate(timeoutMs: number | undefined): number {
+    let now = this.#now();
     // Entries left by a callback that threw: finish them before waiting again (libevent's
     // active queue), so no readiness of an edge-triggered fd or due timer is lost.
-    if (this.#next < this.#length) return this.#dispatch();
-    let timeout = this.#timeoutFrom(this.#now());
+    if (this.#next < this.#length) return this.#dispatch(now);
+    if (this.#prepares.size > 0) {
+      runHooks(this.#prepares);
+      if (this.#closed) return 0;
+      now = this.#now();
+    }
+    let timeout = this.#core.timeout(now);
     if (timeoutMs !== undefined) {
       const cap = Math.min(Math.ceil(timeoutMs), MAX_TIMEOUT);
       timeout = timeout < 0 ? cap : Math.min(timeout, cap);
-    } else if (timeout < 0 && this.#liveCount() === 0) {
+    } else if (timeout < 0 && this.#core.live() === 0) {
       return 0; // nothing registered: waiting forever would never end
     }
-    if (debugging) return this.#gather((buffer, offset, capacity) => this.#waitLogged(timeout, buffer, offset, capacity));
-    return this.#gather((buffer, offset, capacity) => this.#backend.wait(timeout, buffer, offset, capacity));
+    if (debugging) return this.#gather((buffer, offset, capacity) => this.#waitLogged(timeout, buffer, offset, capacity), now);
+    const wait = this.#wait;
+    return this.#gather((buffer, offset, capacity) => wait(timeout, buffer, offset, capacity), now);
   }
 
   /**
@@ -542,7 +422,7 @@ export class EventLoop extends EventEmitter {
    */
   #waitLogged(timeout: number, buffer: ArrayBuffer, offset: number, capacity: number): number {
     const started = performance.now();
-    const count = this.#backend.wait(timeout, buffer, offset, capacity);
+    const count = this.#wait(timeout, buffer, offset, capacity);
     if (count === 0 && timeout !== 0) {
       const ms = performance.now() - started;
       if (timeout < 0) debug('%s wait -> EINTR (no records, no timeout)', this.mechanism);
@@ -551,46 +431,61 @@ export class EventLoop extends EventEmitter {
     return count;
   }
 
-  /** Takes ready records from the backend into the core's memory, collects, dispatches. */
-  #gather(take: (buffer: ArrayBuffer, offset: number, capacity: number) => number): number {
+  /**
+   * Takes ready records from the backend into the core's memory, collects, dispatches.
+   * `before`: the clock when the iteration began (for waitMs).
+   */
+  #gather(take: Take, before: number): number {
     const core = this.#core;
-    // Where the ready area is: read from the words the core keeps current, not asked for. The
-    // memory.buffer getter is asked only when the view is detached (length 0): memory grew.
-    if (this.#i32.length === 0) this.#refreshViews();
-    const shared = this.#shared;
-    const readyPtr = this.#i32[shared + 1];
-    const capacity = this.#i32[shared + 2];
-    const count = take(this.#buffer, readyPtr, capacity);
+    // Where the ready area is: read from the words the core keeps current, not asked for.
+    const offset = core.readyOffset();
+    const capacity = core.readyCapacity();
+    const count = take(core.buffer, offset, capacity);
+    const stats = this.#stats;
+    stats.waits++;
     if (count < 0) {
       if (debugging) debug('%s %s -> %s', this.mechanism, this.#pumping ? 'takeBatch' : 'wait', errnoName(count));
       throw systemError(count, this.#waitSyscall);
     }
-    this.#lastTaken = count;
-    this.#length = core.collect(this.#now(), count);
-    if (count === capacity) core.growReady(); // a full wait may have left fds unreported
-    if (this.#i32.length === 0) this.#refreshViews();
-    this.#listBase = this.#i32[shared] >> 2;
+    stats.records += count;
+    const now = this.#now();
+    if (!this.#pumping) stats.waitMs += now - before;
+    this.#length = core.collect(now, count, capacity);
     this.#next = 0;
-    return this.#dispatch();
+    // A check hook that throws leaves the whole list to run next time, as a callback would.
+    if (this.#checks.size > 0) runHooks(this.#checks);
+    return this.#dispatch(now);
   }
 
-  #dispatch(): number {
+  /** Runs the dispatch list from #next; `since`: the clock when this batch began (for dispatchMs). */
+  #dispatch(since: number): number {
+    const core = this.#core;
+    const events = this.#events;
+    const stats = this.#stats;
+    stats.iterations++;
     let ran = 0;
-    while (this.#next < this.#length && !this.#closed) {
-      // A callback's add() may have grown the memory: a detached view has length 0.
-      if (this.#i32.length === 0) this.#refreshViews();
-      const at = this.#listBase + 2 * this.#next++;
-      const slot = this.#i32[at];
-      const which = this.#i32[at + 1];
-      const ev = this.#events[slot];
-      if (ev === undefined) continue; // deleted by an earlier callback of this batch
-      if (which & EV.ERROR || (ev.fd < 0 && (ev.flags & EV.PERSIST) === 0)) {
-        // The core has already removed it (invalid fd, one-shot timer): it may be added again.
-        this.#events[slot] = undefined;
-        ev._slot = -1;
+    try {
+      while (this.#next < this.#length && !this.#closed) {
+        // A callback's add() may have grown the memory: a detached view has length 0.
+        if (core.i32.length === 0) core.views();
+        const at = core.listBase + 2 * this.#next++;
+        const slot = core.i32[at];
+        let which = core.i32[at + 1];
+        const ev = events[slot];
+        if (ev === undefined) continue; // deleted by an earlier callback of this batch
+        if (which & RETIRED) {
+          // The core has released it (invalid fd, one-shot timer): it may be added again.
+          which &= ~RETIRED;
+          events[slot] = undefined;
+          ev._slot = -1;
+        }
+        ran++;
+        if (which & EV.TIMEOUT) stats.timersFired++;
+        ev.callback(ev, which, ev.arg);
       }
-      ran++;
-      ev.callback(ev, which, ev.arg);
+    } finally {
+      stats.callbacks += ran;
+      stats.dispatchMs += this.#now() - since;
     }
     return ran;
   }
@@ -603,13 +498,13 @@ export class EventLoop extends EventEmitter {
     if (ev.fd < 0) {
       const now = this.#now();
       if (ev._slot >= 0 && core.timerReschedule(ev._slot, now, ms)) {
-        if (this.#started && !this.#running) this.#changed();
+        if (!this.#running) this.#driver.changed();
         return;
       }
       if (ev._slot >= 0) this.#events[ev._slot] = undefined; // fired one-shot, callback not yet run
       ev._slot = core.timerAdd(now, ms, ev.flags);
       this.#events[ev._slot] = ev;
-      if (this.#started && !this.#running) this.#changed();
+      if (!this.#running) this.#driver.changed();
       return;
     }
     if (ev._slot >= 0) return; // a pending fd event stays as it is
@@ -617,11 +512,10 @@ export class EventLoop extends EventEmitter {
     if (fd >= this.#fdLimit) throw this.#fdLimitError(fd);
     if (fd > this.#fdHigh + FD_JUMP && !isOpen(fd)) throw systemError(-9, this.#addSyscall);
     const slot = core.watch(fd, ev.flags & (EV.READ | EV.WRITE | EV.EDGE | EV.EXCLUSIVE));
-    const op = core.lastOpKind();
+    const op = core.op;
     if (op === OP_ADD || op === OP_MODIFY) {
-      const interest = core.lastOpInterest();
-      const gen = core.lastOpGen() >>> 0;
-      const rc = op === OP_ADD ? this.#backend.add(fd, interest, gen) : this.#backend.modify(fd, interest, gen);
+      const interest = core.opInterest;
+      const rc = op === OP_ADD ? this.#backend.add(fd, interest, core.opGen) : this.#backend.modify(fd, interest, core.opGen);
       if (debugging) this.#debugRegistration(op, fd, interest, rc);
       if (rc < 0) {
         core.release(slot, this.#walked()); // the backend refused: leave the core as it was
@@ -631,7 +525,7 @@ export class EventLoop extends EventEmitter {
     ev._slot = slot;
     this.#events[slot] = ev;
     if (fd > this.#fdHigh) this.#fdHigh = fd;
-    if (this.#started && !this.#running) this.#changed();
+    if (!this.#running) this.#driver.changed();
   }
 
   /** @internal Event.del */
@@ -641,20 +535,19 @@ export class EventLoop extends EventEmitter {
     if (slot < 0) return false;
     ev._slot = -1;
     this.#events[slot] = undefined;
-    if (this.#core.release(slot, this.#walked()) && ev.fd >= 0) {
-      const core = this.#core;
-      const op = core.lastOpKind();
+    const core = this.#core;
+    if (core.release(slot, this.#walked()) && ev.fd >= 0) {
+      const op = core.op;
       // Errors are ignored: an fd closed behind the loop's back has left the backend already.
       if (op === OP_REMOVE) {
         const rc = this.#backend.remove(ev.fd);
         if (debugging) this.#debugRegistration(op, ev.fd, 0, rc);
       } else if (op === OP_MODIFY) {
-        const interest = core.lastOpInterest();
-        const rc = this.#backend.modify(ev.fd, interest, core.lastOpGen() >>> 0);
-        if (debugging) this.#debugRegistration(op, ev.fd, interest, rc);
+        const rc = this.#backend.modify(ev.fd, core.opInterest, core.opGen);
+        if (debugging) this.#debugRegistration(op, ev.fd, core.opInterest, rc);
       }
     }
-    if (this.#started && !this.#running) this.#changed();
+    if (!this.#running) this.#driver.changed();
     return true;
   }
 
@@ -665,18 +558,20 @@ export class EventLoop extends EventEmitter {
   }
 
   /**
-   * 1 when no later entry of the dispatch list will be read (its last callback may be running):
+   * Whether no later entry of the dispatch list will be read (its last callback may be running):
    * a released slot can then be reused at once without an entry reaching the wrong Event.
    */
-  #walked(): number {
-    return this.#next >= this.#length ? 1 : 0;
+  #walked(): boolean {
+    return this.#next >= this.#length;
   }
 
   #fdLimitError(fd: number): EvpollError {
-    if (this.mechanism === 'select' && fd >= addon.FD_SETSIZE) {
+    if (fd < this.maxFd) {
+      // The mechanism's own limit (select's FD_SETSIZE): name the ones without one.
+      const others = mechanisms().filter((m) => m.available && m.fdLimit === null).map((m) => `'${m.name}'`);
       return new EvpollError(
         'ERR_EVPOLL_FD_LIMIT',
-        `fd ${fd} is beyond select's FD_SETSIZE (${addon.FD_SETSIZE}); use the 'epoll' or 'poll' mechanism for fds this high`,
+        `fd ${fd} is beyond ${this.mechanism}'s FD_SETSIZE (${this.#fdLimit}); use the ${others.join(' or ')} mechanism for fds this high`,
       );
     }
     return new EvpollError('ERR_EVPOLL_FD_LIMIT', `fd ${fd} is beyond this loop's maxFd (${this.maxFd})`);

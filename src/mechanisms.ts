@@ -8,19 +8,47 @@ export interface Mechanism {
   supportEdgeTrigger: boolean;
   /** Whether this machine offers it. */
   available: boolean;
+  /**
+   * Whether EV.EXCLUSIVE is honoured: of several processes watching one listening socket, only
+   * one is woken per connection (epoll's EPOLLEXCLUSIVE). Where false the flag is ignored and
+   * every watcher wakes.
+   */
+  supportExclusive: boolean;
+  /**
+   * The first fd number the mechanism cannot watch whatever the process's own limit (select:
+   * FD_SETSIZE, 1024 on Linux), or null when it has no limit of its own.
+   */
+  fdLimit: number | null;
+  /**
+   * Whether integrated mode (`loop.start()`) waits on a helper thread (poll, select), because
+   * the mechanism has no fd of its own that Node's loop could poll; false when libuv polls the
+   * mechanism's fd directly (epoll).
+   */
+  helperThread: boolean;
+  /**
+   * The syscalls named by the errors the mechanism's registration (`add`) and wait (`wait`)
+   * raise: their `syscall` field and the end of their message, as in Node's SystemError.
+   */
+  syscalls: { add: string; wait: string };
 }
 
 /** FPM's mechanisms for which evpoll has no backend on this platform: known, never available. */
 const ELSEWHERE: Mechanism[] = [
-  { name: 'kqueue', supportEdgeTrigger: true, available: false },
-  { name: '/dev/poll', supportEdgeTrigger: false, available: false },
-  { name: 'port', supportEdgeTrigger: false, available: false },
+  { name: 'kqueue', supportEdgeTrigger: true, available: false, supportExclusive: false, fdLimit: null, helperThread: false, syscalls: { add: 'kevent', wait: 'kevent' } },
+  { name: '/dev/poll', supportEdgeTrigger: false, available: false, supportExclusive: false, fdLimit: null, helperThread: false, syscalls: { add: 'write', wait: 'ioctl' } },
+  { name: 'port', supportEdgeTrigger: false, available: false, supportExclusive: false, fdLimit: null, helperThread: false, syscalls: { add: 'port_associate', wait: 'port_getn' } },
 ];
+
+/** A copy that shares nothing with `m`, so that a caller may change what it was given. */
+function copy(m: Mechanism): Mechanism {
+  const { name, supportEdgeTrigger, available, supportExclusive, fdLimit, helperThread, syscalls } = m;
+  return { name, supportEdgeTrigger, available, supportExclusive, fdLimit, helperThread, syscalls: { add: syscalls.add, wait: syscalls.wait } };
+}
 
 /** The backends evpoll knows, in order of preference: the native ones first. */
 export function mechanisms(): Mechanism[] {
-  const native = addon.mechanisms().map(({ name, supportEdgeTrigger, available }) => ({ name, supportEdgeTrigger, available }));
-  return [...native, ...ELSEWHERE.filter((m) => !native.some((n) => n.name === m.name)).map((m) => ({ ...m }))];
+  const native = addon.mechanisms().map(copy);
+  return [...native, ...ELSEWHERE.filter((m) => !native.some((n) => n.name === m.name)).map(copy)];
 }
 
 /**

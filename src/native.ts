@@ -5,9 +5,9 @@ import { debug, debugging } from './debug.js';
 
 /**
  * A backend. add, modify, remove, wait, takeBatch and rearm are the object's own functions,
- * bound to it natively (no lookup of the C++ object per call); they keep working when taken off
- * it, and answer -EBADF (rearm: nothing) once the backend is closed or collected. A subclass that
- * overrides one keeps its override, and reaches the prototype's method through super.
+ * bound to it natively when it is made (no lookup of the C++ object per call); they keep
+ * working when taken off it, and answer -EBADF (rearm: nothing) once the backend is closed or
+ * collected. They are not on the prototype: a subclass cannot override them.
  */
 export interface NativeBackend {
   readonly name: string;
@@ -22,11 +22,11 @@ export interface NativeBackend {
   close(): void;
   /**
    * Integrated mode: call onReady (via napi_make_callback) whenever the backend may have ready
-   * fds; `posted` when the helper thread (poll, select) has posted a batch. It returns true when
-   * it took records and handled them all: the watcher then looks again within the same wake-up
-   * (integrate.h).
+   * fds. flags: READY_POSTED, the helper thread (poll, select) has posted a batch; READY_WAKE_UP,
+   * the first call of a wake-up. It returns true when it took records and handled them all: the
+   * watcher then looks again within the same wake-up (native/integrate.h).
    */
-  startWatching(onReady: (posted: boolean) => boolean): void;
+  startWatching(onReady: (flags: number) => boolean): void;
   stopWatching(): void;
   /** Integrated mode: the ready records gathered so far, never blocking; count or -errno. */
   takeBatch(buffer: ArrayBuffer, byteOffset: number, capacity: number): number;
@@ -36,10 +36,15 @@ export interface NativeBackend {
   unref(): void;
 }
 
+/** One backend's module struct (backend.h), as mechanisms() reports it; src/mechanisms.ts documents the fields. */
 export interface NativeMechanism {
   name: string;
   supportEdgeTrigger: boolean;
   available: boolean;
+  supportExclusive: boolean;
+  fdLimit: number | null;
+  helperThread: boolean;
+  syscalls: { add: string; wait: string };
 }
 
 export interface NativeAddon {

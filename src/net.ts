@@ -1,9 +1,44 @@
 // evpoll/net: thin nonblocking fd helpers to pair with the loop. read/write/close return
-// numbers (bytes, 0 for EOF, or a negative errno such as -11 EAGAIN) rather than throw, so a
+// numbers (bytes, 0 for EOF, or a negative errno such as EAGAIN) rather than throw, so a
 // callback draining a nonblocking fd never pays for an exception. Creating fds throws
 // Node's SystemError shape on refusal.
+import { constants } from 'node:os';
 import { addon } from './native.js';
 import { invalidArg, systemError } from './errors.js';
+
+// The errno names, negated: the numbers read/write/accept/close return (`n === EAGAIN`). Taken
+// from os.constants.errno, so they are this platform's values, not Linux's written out by hand.
+
+/** Nothing to read, or no room to write, yet (a nonblocking fd); accept: no connection pending. */
+export const EAGAIN: number = -constants.errno.EAGAIN;
+/** The same number as EAGAIN on Linux. */
+export const EWOULDBLOCK: number = -constants.errno.EWOULDBLOCK;
+/** A signal interrupted the call before it did anything; try again. */
+export const EINTR: number = -constants.errno.EINTR;
+/** The fd is not open (or not open for this). */
+export const EBADF: number = -constants.errno.EBADF;
+/** An argument the kernel refuses: accept on a socket that is not listening. */
+export const EINVAL: number = -constants.errno.EINVAL;
+/** The process is out of fds (RLIMIT_NOFILE): accept cannot take a connection. */
+export const EMFILE: number = -constants.errno.EMFILE;
+/** The system is out of fds: accept cannot take a connection. */
+export const ENFILE: number = -constants.errno.ENFILE;
+/** The kernel is out of memory. */
+export const ENOMEM: number = -constants.errno.ENOMEM;
+/** The kernel is out of socket buffers. */
+export const ENOBUFS: number = -constants.errno.ENOBUFS;
+/** A write to a pipe or socket whose reader is gone (no SIGPIPE: Node ignores it). */
+export const EPIPE: number = -constants.errno.EPIPE;
+/** The peer reset the connection (it closed with unread data, or crashed). */
+export const ECONNRESET: number = -constants.errno.ECONNRESET;
+/** A connection aborted while pending; accept skips these. */
+export const ECONNABORTED: number = -constants.errno.ECONNABORTED;
+/** A nonblocking connect has begun: the socket becomes writable when it is done. */
+export const EINPROGRESS: number = -constants.errno.EINPROGRESS;
+/** The address is taken (listen throws it as a SystemError, code 'EADDRINUSE'). */
+export const EADDRINUSE: number = -constants.errno.EADDRINUSE;
+/** No such child (waitid). */
+export const ECHILD: number = -constants.errno.ECHILD;
 
 interface FdOps {
   pipe(): [number, number] | number;
@@ -56,7 +91,7 @@ export function socketpair(): [number, number] {
   return pairOrThrow(ops.socketpair(), 'socketpair');
 }
 
-/** Reads into `buffer`: bytes read, 0 at EOF, or a negative errno (-11 EAGAIN: nothing yet). */
+/** Reads into `buffer`: bytes read, 0 at EOF, or a negative errno ({@link EAGAIN}: nothing yet). */
 export function read(fd: number, buffer: Uint8Array, offset?: number, length?: number): number {
   checkRange(buffer, offset, length);
   // Trailing undefineds cost the native side a failed number conversion each: leave them off.
@@ -64,7 +99,7 @@ export function read(fd: number, buffer: Uint8Array, offset?: number, length?: n
   return ops.read(checkFd(fd), buffer, offset ?? 0, length);
 }
 
-/** Writes from `buffer`: bytes written, or a negative errno (-11 EAGAIN: the peer is full). */
+/** Writes from `buffer`: bytes written, or a negative errno ({@link EAGAIN}: the peer is full). */
 export function write(fd: number, buffer: Uint8Array, offset?: number, length?: number): number {
   checkRange(buffer, offset, length);
   if (offset === undefined && length === undefined) return ops.write(checkFd(fd), buffer);
@@ -90,7 +125,7 @@ export function listen(host: string, port: number, options: ListenOptions = {}):
   const backlog = options.backlog ?? 511;
   if (!Number.isInteger(backlog) || backlog < 0) throw invalidArg(`backlog must be an integer >= 0, got ${String(backlog)}`);
   const fd = ops.listen(host, port, backlog, options.reusePort === true);
-  if (fd === -22) throw invalidArg(`host must be an IPv4 or IPv6 address literal, got '${host}'`);
+  if (fd === EINVAL) throw invalidArg(`host must be an IPv4 or IPv6 address literal, got '${host}'`);
   if (fd < 0) throw systemError(fd, 'listen');
   return fd;
 }
@@ -111,9 +146,9 @@ let acceptBuffer = new Int32Array(128);
 
 /**
  * Accepts up to `max` pending connections (nonblocking, close-on-exec): their fds, possibly
- * none. A negative number instead is the errno that stopped the first accept: -11 EAGAIN
- * (none pending), -24 EMFILE / -23 ENFILE (out of fds: stop watching the listener for a
- * while, or the loop spins). ECONNABORTED is skipped.
+ * none. A negative number instead is the errno that stopped the first accept: {@link EAGAIN}
+ * (none pending), {@link EMFILE} / {@link ENFILE} (out of fds: stop watching the listener for a
+ * while, or the loop spins). {@link ECONNABORTED} is skipped.
  */
 export function accept(fd: number, max = 100): number[] | number {
   if (!Number.isInteger(max) || max < 1) throw invalidArg(`max must be an integer >= 1, got ${String(max)}`);
@@ -158,7 +193,7 @@ export class FixedBuffer {
   // read and write each call their own native function from their own call site: one site
   // shared by both would see two functions, and V8 then calls them the slow, generic way.
 
-  /** Reads into bytes[offset, offset + length): bytes read, 0 at EOF, or a negative errno (-11 EAGAIN), as net.read. */
+  /** Reads into bytes[offset, offset + length): bytes read, 0 at EOF, or a negative errno ({@link EAGAIN}), as net.read. */
   read(fd: number, offset = 0, length?: number): number {
     length = this.#checked(fd, offset, length);
     try {
@@ -168,7 +203,7 @@ export class FixedBuffer {
     }
   }
 
-  /** Writes bytes[offset, offset + length): bytes written, or a negative errno (-11 EAGAIN), as net.write. */
+  /** Writes bytes[offset, offset + length): bytes written, or a negative errno ({@link EAGAIN}), as net.write. */
   write(fd: number, offset = 0, length?: number): number {
     length = this.#checked(fd, offset, length);
     try {

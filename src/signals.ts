@@ -3,10 +3,12 @@
 // a loop blocked in run() hears signals, and so does a started one. The handler chains to the
 // one it replaced (Node's own SIGCHLD handling keeps working); the last del() of a signal
 // puts the previous handler back.
+import { constants } from 'node:os';
 import { addon } from './native.js';
 import { EV } from './flags.js';
 import { EvpollError, invalidArg, systemError } from './errors.js';
-import { Event, kTrusted, type EventCallback } from './event.js';
+import type { Event } from './event.js';
+import { read } from './net.js';
 import type { EventLoop } from './loop.js';
 
 export type SignalName = 'SIGTERM' | 'SIGINT' | 'SIGQUIT' | 'SIGUSR1' | 'SIGUSR2' | 'SIGCHLD' | 'SIGHUP' | 'SIGWINCH' | 'SIGALRM';
@@ -22,29 +24,43 @@ interface SignalOps {
   unwatchSignal(signo: number): number;
 }
 const ops = addon as unknown as SignalOps;
-const ENOSPC = -28;
+/** signalPipe()'s answer when its fixed table of self-pipes is full (as evpoll/net, a negative errno). */
+const ENOSPC = -constants.errno.ENOSPC;
 
 /** The names loop.signal() accepts. */
 export function signalNames(): SignalName[] {
   return Object.keys(ops.SIGNALS) as SignalName[];
 }
 
-/** A signal watched by a loop: pending while added; its callback gets (ev, EV.READ, name). */
-export class SignalEvent extends Event<SignalName> {
+/** A signal watcher's callback: (ev, EV.READ, the signal's name), once per delivery. */
+export type SignalCallback = (ev: SignalEvent, which: number, name: SignalName) => void;
+
+/**
+ * A signal watched by a loop (loop.signal()): pending while added; its callback gets
+ * (ev, EV.READ, name). Not an fd event nor a timer: the loop watches one self-pipe for all of
+ * its signals (SignalSet).
+ */
+export class SignalEvent {
   /** @internal */
   _watching = false;
   /** @internal */
-  constructor(loop: EventLoop, readonly signal: SignalName, callback: EventCallback<SignalName>, private readonly set: SignalSet) {
-    super(loop, -1, EV.READ | EV.PERSIST, callback, signal, kTrusted);
-  }
-  override get pending(): boolean {
+  constructor(
+    readonly loop: EventLoop,
+    readonly signal: SignalName,
+    readonly callback: SignalCallback,
+    private readonly set: SignalSet,
+  ) {}
+  /** Whether the signal is being watched (added and not deleted). */
+  get pending(): boolean {
     return this._watching;
   }
-  override add(): this {
+  /** Watches the signal again after del(); a no-op while pending. */
+  add(): this {
     this.set.add(this);
     return this;
   }
-  override del(): boolean {
+  /** Stops watching: true if it was pending. The last del() of a signal puts its previous handler back. */
+  del(): boolean {
     return this.set.del(this);
   }
 }
@@ -65,14 +81,14 @@ export class SignalSet {
   #flush: Event | undefined;
   #buf = new Uint8Array(256);
 
-  constructor(private readonly loop: EventLoop, private readonly read: (fd: number, buf: Uint8Array) => number) {
+  constructor(private readonly loop: EventLoop) {
     for (const [name, { signo, byte }] of Object.entries(ops.SIGNALS)) {
       this.#byByte.set(byte, name as SignalName);
       this.#bySigno.set(signo, name as SignalName);
     }
   }
 
-  create(name: unknown, callback: EventCallback<SignalName>): SignalEvent {
+  create(name: unknown, callback: SignalCallback): SignalEvent {
     if (typeof name !== 'string' || !Object.hasOwn(ops.SIGNALS, name)) {
       throw invalidArg(`unknown signal ${String(name)}; evpoll watches ${signalNames().join(', ')}`);
     }
@@ -118,7 +134,7 @@ export class SignalSet {
 
   #onReadable(): void {
     for (;;) {
-      const n = this.read(this.#fd, this.#buf);
+      const n = read(this.#fd, this.#buf);
       if (n <= 0) break;
       for (let i = 0; i < n; i++) {
         const name = this.#byByte.get(this.#buf[i]);

@@ -2,12 +2,10 @@
 // checked in a child process whose RLIMIT_NOFILE is lowered with prlimit).
 import { test } from './harness.js';
 import * as assert from 'uvu/assert';
-import { execFile } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
-import { fileURLToPath } from 'node:url';
 import { Acceptor } from '../src/acceptor.js';
 import * as net from '../src/net.js';
-import { newLoop, iterate, iterateUntil, sleep, fillFdTable, MODE } from './helpers.js';
+import { newLoop, iterate, iterateUntil, sleep, fillFdTable, runUnderFdLimit, MODE } from './helpers.js';
 
 const CHILD_FLAG = 'EVPOLL_ACCEPTOR_EMFILE_CHILD';
 const clients: Socket[] = [];
@@ -53,7 +51,7 @@ test('accepted fds are nonblocking sockets connected to the clients', async () =
   const acceptor = new Acceptor(loop, listener, (fd) => accepted.push(fd));
   const [client] = await connectClients(net.localPort(listener), 1);
   await iterateUntil(loop, () => accepted.length === 1);
-  assert.is(net.read(accepted[0], new Uint8Array(16)), -11, 'EAGAIN, not a blocking read');
+  assert.is(net.read(accepted[0], new Uint8Array(16)), net.EAGAIN, 'EAGAIN, not a blocking read');
   const got = new Promise<string>((resolve) => client.once('data', (d) => resolve(String(d))));
   assert.is(net.write(accepted[0], new TextEncoder().encode('hi')), 2);
   assert.is(await got, 'hi');
@@ -113,20 +111,25 @@ test('an accept failure other than EAGAIN/EMFILE goes to onError', async () => {
 });
 
 test('out of fds: the listener is switched off for the back-off, the CPU stays idle, and the queue is served once fds are freed', async () => {
-  const child = fileURLToPath(import.meta.url);
-  const out = await new Promise<string>((resolve, reject) => {
-    execFile('prlimit', ['--nofile=64:64', process.execPath, child], { env: { ...process.env, [CHILD_FLAG]: '1' }, timeout: 15_000 }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`${err.message}\n${stderr}`));
-      else resolve(stdout);
-    });
-  });
-  const report = JSON.parse(out.trim().split('\n').pop()!);
+  const report = await runUnderFdLimit<EmfileReport>(import.meta.url, CHILD_FLAG, 15_000);
   assert.ok(report.backoffs >= 1, `backed off at least once (${report.backoffs})`);
   assert.is(report.acceptedWhileOut, 0);
   assert.is(report.stateWhileOut, 'backing-off');
   assert.ok(report.cpuMs < 100, `CPU time over ${report.spanMs} ms out of fds: ${report.cpuMs} ms (a spinning loop uses it all)`);
   assert.is(report.acceptedAfter, report.clients, 'every queued connection accepted once fds were freed');
 });
+
+/** What emfileChild prints. */
+interface EmfileReport {
+  clients: number;
+  errno: number;
+  backoffs: number;
+  stateWhileOut: string;
+  acceptedWhileOut: number;
+  acceptedAfter: number;
+  spanMs: number;
+  cpuMs: number;
+}
 
 /**
  * Runs in the child under RLIMIT_NOFILE 64 (this same file, run by node with CHILD_FLAG set):
@@ -162,7 +165,7 @@ async function emfileChild(): Promise<void> {
   const acceptedWhileOut = accepted.length;
   for (const fd of fillers.splice(0, 2 * CLIENTS)) net.close(fd);
   await iterateUntil(loop, () => accepted.length === CLIENTS).catch(() => {}); // the report says how far it got
-  console.log(JSON.stringify({
+  const report: EmfileReport = {
     clients: CLIENTS,
     errno,
     backoffs: acceptor.backoffs,
@@ -171,7 +174,8 @@ async function emfileChild(): Promise<void> {
     acceptedAfter: accepted.length,
     spanMs,
     cpuMs: Math.round((used.user + used.system) / 1000),
-  }));
+  };
+  console.log(JSON.stringify(report));
   for (const s of sockets) s.destroy();
   process.exit(0);
 }

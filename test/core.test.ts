@@ -1,24 +1,28 @@
-// The WebAssembly core on its own: the timer heap's order and the dispatch list's shape.
+// The WebAssembly core on its own: the timer heap's order and the dispatch list's shape. Tests
+// load the debug build (dist/core-debug.wasm: the release exports plus test-only calls).
 import { test } from './harness.js';
 import * as assert from 'uvu/assert';
 import fc from 'fast-check';
-import { instantiateCore } from '../src/core.js';
+import { Core as CoreWrapper, instantiateCore, RETIRED, type DebugCoreExports } from '../src/core.js';
+
+type Core = DebugCoreExports;
+const debugCore = (): Core => instantiateCore('dist/core-debug.wasm');
 
 const TIMEOUT = 1, PERSIST = 4, READ = 2, WRITE = 16, ERROR = 32;
 const REV_HUP = 64, REV_INVALID = 32;
 
-function entries(core: ReturnType<typeof instantiateCore>, n: number): [number, number][] {
+function entries(core: Core, n: number): [number, number][] {
   const v = new Int32Array(core.memory.buffer, core.dispatchPtr(), n * 2);
   return Array.from({ length: n }, (_, i) => [v[2 * i], v[2 * i + 1]]);
 }
 
-function putRecords(core: ReturnType<typeof instantiateCore>, records: [number, number, number][]) {
+function putRecords(core: Core, records: [number, number, number][]) {
   const v = new Int32Array(core.memory.buffer, core.readyPtr(), records.length * 3);
   records.forEach(([fd, gen, rev], i) => v.set([fd, gen, rev], i * 3));
 }
 
 test('equal deadlines pop in insertion order; others by deadline', () => {
-  const core = instantiateCore();
+  const core = debugCore();
   const slots = [5, 3, 5, 1, 5, 3].map((ms) => core.timerAdd(100, ms, 0));
   assert.is(core.nextTimeout(100), 1);
   const n = core.collect(200, 0);
@@ -27,7 +31,7 @@ test('equal deadlines pop in insertion order; others by deadline', () => {
 });
 
 test('the heap agrees with a sorted model over random schedules and cancels', () => {
-  const core = instantiateCore();
+  const core = debugCore();
   let seed = 12345;
   const rand = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
   const model = new Map<number, [number, number]>(); // slot -> [deadline, seq]
@@ -50,7 +54,7 @@ test('the heap agrees with a sorted model over random schedules and cancels', ()
 });
 
 test('PERSIST timers are re-armed at now + frequency after being collected', () => {
-  const core = instantiateCore();
+  const core = debugCore();
   const p = core.timerAdd(0, 10, PERSIST);
   core.timerAdd(0, 10, 0);
   assert.is(core.collect(15, 0), 2);
@@ -61,7 +65,7 @@ test('PERSIST timers are re-armed at now + frequency after being collected', () 
 });
 
 test('readiness fans out per watcher interest; stale generations are dropped; HUP and INVALID', () => {
-  const core = instantiateCore();
+  const core = debugCore();
   const r = core.watch(7, READ);
   assert.is(core.lastOpKind(), 1, 'ADD');
   const gen = core.lastOpGen();
@@ -74,7 +78,7 @@ test('readiness fans out per watcher interest; stale generations are dropped; HU
   putRecords(core, [[7, gen, REV_HUP]]);
   assert.equal(entries(core, core.collect(0, 1)), [[r, READ], [w, WRITE]]);
   putRecords(core, [[7, gen, REV_INVALID]]);
-  assert.equal(entries(core, core.collect(0, 1)), [[r, READ | ERROR], [w, WRITE | ERROR]]);
+  assert.equal(entries(core, core.collect(0, 1)), [[r, READ | ERROR | RETIRED], [w, WRITE | ERROR | RETIRED]]);
   assert.is(core.pendingCount(), 0, 'an invalid fd ends its watchers');
   assert.is(core.release(r), 0);
   // Re-registering the number starts a new generation: old records are stale.
@@ -86,7 +90,7 @@ test('readiness fans out per watcher interest; stale generations are dropped; HU
 });
 
 test('released slots are not reused until the next collect', () => {
-  const core = instantiateCore();
+  const core = debugCore();
   const a = core.watch(3, READ);
   core.release(a);
   assert.is(core.lastOpKind(), 3, 'REMOVE');
@@ -97,8 +101,6 @@ test('released slots are not reused until the next collect', () => {
   assert.is(c, a, 'after collect() it is');
 });
 
-
-type Core = ReturnType<typeof instantiateCore>;
 
 /** The shared words (src/core.ts CoreExports.sharedPtr): live slot count at byte 12, earliest deadline at 16. */
 function shared(core: Core): { live: number; earliest: number } {
@@ -131,7 +133,7 @@ class Model {
 }
 
 test('the shared words hold the live count and the earliest deadline after every operation', () => {
-  const core = instantiateCore();
+  const core = debugCore();
   const check = (what: string, live: number, earliest: number) => {
     const w = shared(core);
     assert.is(w.live, live, `${what}: live count`);
@@ -173,7 +175,7 @@ test('the shared words hold the live count and the earliest deadline after every
 });
 
 test('the shared words stay at sharedPtr() and current across memory growth', () => {
-  const core = instantiateCore();
+  const core = debugCore();
   const at = core.sharedPtr();
   const pages = core.memory.buffer.byteLength;
   const rand = seeded(99);
@@ -193,7 +195,7 @@ test('the shared words stay at sharedPtr() and current across memory growth', ()
 });
 
 test('equal deadlines fire FIFO across heap levels, with cancels and reschedules in between', () => {
-  const core = instantiateCore();
+  const core = debugCore();
   const rand = seeded(4242);
   const model = new Model();
   const live: number[] = [];
@@ -231,7 +233,7 @@ test('equal deadlines fire FIFO across heap levels, with cancels and reschedules
 });
 
 test('pop order matches a sorted reference over a large random workload', () => {
-  const core = instantiateCore();
+  const core = debugCore();
   const rand = seeded(777);
   const model = new Model();
   const live: number[] = [];
@@ -267,7 +269,7 @@ test('pop order matches a sorted reference over a large random workload', () => 
 });
 
 test('the sequence counter renumbers before it wraps: FIFO holds past 2^32 schedules', () => {
-  const core = instantiateCore() as Core & { setNextSequence(v: number): void };
+  const core = debugCore();
   const model = new Model();
   // Timers already queued with sequences just below the wrap...
   core.setNextSequence(0xffffffff - 300);
@@ -287,7 +289,7 @@ test('the sequence counter renumbers before it wraps: FIFO holds past 2^32 sched
 });
 
 test('released slots come back earliest-released first, after the batch', () => {
-  const core = instantiateCore();
+  const core = debugCore();
   const slots = [1, 2, 3, 4].map((fd) => core.watch(fd, READ));
   const t = core.timerAdd(0, 5, 0);
   core.release(slots[2]);
@@ -300,7 +302,7 @@ test('released slots come back earliest-released first, after the batch', () => 
 });
 
 test('growing the tables keeps every field: fd watchers, PERSIST frequencies, retired and free slots', () => {
-  const core = instantiateCore();
+  const core = debugCore();
   // Made while the tables are small (their first chunks grow by copying)...
   const r3 = core.watch(3, READ);
   const gen3 = core.lastOpGen();
@@ -335,8 +337,6 @@ function assertOrder(got: number[], expected: number[], what: string): void {
   assert.ok(k < 0 && got.length === expected.length,
     `${what}: ${got.length} timers against ${expected.length}; first difference at ${k}: ${got[k]} for ${expected[k]}`);
 }
-
-type BulkCore = Core & { setBulkMin(n: number): void };
 
 /** The model with PERSIST timers, driving the core and itself alike: the backlog tests' reference. */
 class PersistModel extends Model {
@@ -373,7 +373,7 @@ class PersistModel extends Model {
 }
 
 test('a backlog is taken at once in (deadline, sequence) order, and the timers left stay a heap', () => {
-  const core = instantiateCore() as BulkCore;
+  const core = debugCore();
   const rand = seeded(99);
   const model = new PersistModel();
   // 60,000 timers over 0..1000 ms, integer (ties) and fractional, a tenth PERSIST.
@@ -405,7 +405,7 @@ test('collect() agrees with the model whenever it takes the rest at once (any si
         { maxLength: 200, size: 'max' },
       ),
       (bulkMin, ops) => {
-        const core = instantiateCore() as BulkCore;
+        const core = debugCore();
         core.setBulkMin(bulkMin);
         const model = new PersistModel();
         let now = 0;
@@ -429,7 +429,7 @@ test('collect() agrees with the model whenever it takes the rest at once (any si
 });
 
 test('the backend interest: READ/WRITE and EXCLUSIVE of any watcher, EDGE only if all ask for it', () => {
-  const core = instantiateCore();
+  const core = debugCore();
   const EDGE = 8, EXCLUSIVE = 128;
   const op = () => [core.lastOpKind(), core.lastOpInterest()];
   core.watch(9, READ | EDGE | PERSIST);
@@ -448,6 +448,131 @@ test('the backend interest: READ/WRITE and EXCLUSIVE of any watcher, EDGE only i
   assert.equal(op(), [2, READ | WRITE | EDGE | EXCLUSIVE], 'every remaining watcher wants edges');
   core.release(exclusive);
   assert.equal(op(), [2, READ | WRITE | EDGE]);
+});
+
+
+test('RETIRED marks the entries whose slots collect() released: one-shot timers, every Event on an invalid fd', () => {
+  const core = debugCore();
+  const once = core.timerAdd(0, 5, 0);
+  const every = core.timerAdd(0, 5, PERSIST);
+  const r7 = core.watch(7, READ);
+  const gen7 = core.lastOpGen();
+  const w7 = core.watch(7, WRITE | PERSIST);
+  const r8 = core.watch(8, READ | PERSIST);
+  const gen8 = core.lastOpGen();
+  const rw9 = core.watch(9, READ | WRITE);
+  const gen9 = core.lastOpGen();
+  putRecords(core, [[8, gen8, READ], [7, gen7, REV_INVALID], [9, gen9, REV_HUP]]);
+  assert.equal(entries(core, core.collect(5, 3)), [
+    [r8, READ],
+    [r7, READ | ERROR | RETIRED],
+    [w7, WRITE | ERROR | RETIRED],
+    [rw9, READ | WRITE],
+    [once, TIMEOUT | RETIRED],
+    [every, TIMEOUT],
+  ]);
+  assert.is(core.pendingCount(), 3);
+  assert.equal([r7, w7, once].map((slot) => core.release(slot)), [0, 0, 0], 'RETIRED: released already');
+  assert.equal([every, r8, rw9].map((slot) => core.release(slot)), [1, 1, 1], 'not RETIRED: still pending');
+});
+
+test('RETIRED is set exactly when collect() released the slot, and agrees with the rule JS applied before', () => {
+  const FDS = 6;
+  const report = fc.record({
+    fd: fc.integer({ min: 0, max: FDS - 1 }),
+    revents: fc.constantFrom(READ, WRITE, READ | WRITE, REV_HUP, REV_INVALID, REV_INVALID | READ),
+    stale: fc.boolean(),
+  });
+  fc.assert(
+    fc.property(
+      fc.array(
+        fc.oneof(
+          fc.record({ op: fc.constant('timer' as const), ms: fc.integer({ min: 0, max: 4 }), persist: fc.boolean() }),
+          fc.record({ op: fc.constant('watch' as const), fd: fc.integer({ min: 0, max: FDS - 1 }), interest: fc.constantFrom(READ, WRITE, READ | WRITE) }),
+          fc.record({ op: fc.constant('release' as const), pick: fc.nat() }),
+          // A backend reports an fd at most once a wait.
+          fc.record({ op: fc.constant('collect' as const), advance: fc.integer({ min: 0, max: 3 }), reports: fc.uniqueArray(report, { selector: (r) => r.fd, maxLength: FDS }) }),
+        ),
+        { maxLength: 120, size: 'max' },
+      ),
+      (ops) => {
+        const core = debugCore();
+        const kinds = new Map<number, 'once' | 'persist' | 'fd'>(); // the pending slots
+        const gens = new Map<number, number>(); // fd -> its generation
+        let now = 0;
+        for (const o of ops) {
+          if (o.op === 'timer') {
+            kinds.set(core.timerAdd(now, o.ms, o.persist ? PERSIST : 0), o.persist ? 'persist' : 'once');
+          } else if (o.op === 'watch') {
+            kinds.set(core.watch(o.fd, o.interest), 'fd');
+            gens.set(o.fd, core.lastOpGen());
+          } else if (o.op === 'release') {
+            if (kinds.size === 0) continue;
+            const slot = [...kinds.keys()][o.pick % kinds.size];
+            assert.is(core.release(slot, 1), 1);
+            kinds.delete(slot);
+          } else {
+            now += o.advance;
+            putRecords(core, o.reports.map((r) => [r.fd, (gens.get(r.fd) ?? 0) + (r.stale ? 1 : 0), r.revents]));
+            for (const [slot, which] of entries(core, core.collect(now, o.reports.length))) {
+              const kind = kinds.get(slot);
+              assert.ok(kind !== undefined, `an entry for pending slot ${slot}`);
+              const released = kind === 'fd' ? (which & ERROR) !== 0 : kind === 'once';
+              assert.is((which & RETIRED) !== 0, released, `slot ${slot} (${kind}), which ${which}`);
+              if (released) {
+                assert.is(core.release(slot), 0, `RETIRED slot ${slot} is released already`);
+                kinds.delete(slot);
+              }
+            }
+            assert.is(core.pendingCount(), kinds.size, 'no slot released without a RETIRED entry');
+          }
+        }
+      },
+    ),
+    { numRuns: 300 },
+  );
+});
+
+/** The export names of a build of the core, sorted: an instance's exports object has one property each. */
+function exportNames(core: object): string[] {
+  return Object.keys(core).sort();
+}
+
+// What src/ calls (src/core.ts CoreExports), and what only tests and benchmarks do (DebugCoreExports).
+const RELEASE_EXPORTS = [
+  '_initialize', 'collect', 'growReady', 'lastOpGen', 'lastOpInterest', 'lastOpKind', 'memory', 'release', 'sharedPtr',
+  'timerAdd', 'timerReschedule', 'watch',
+];
+const DEBUG_ONLY_EXPORTS = ['dispatchPtr', 'nextTimeout', 'pendingCount', 'readyCapacity', 'readyPtr', 'setBulkMin', 'setNextSequence', 'timerCount'];
+
+test('the release core exports exactly what src/ calls; the debug core adds the test-only calls', () => {
+  assert.equal(exportNames(instantiateCore()), RELEASE_EXPORTS);
+  assert.equal(exportNames(debugCore()), [...RELEASE_EXPORTS, ...DEBUG_ONLY_EXPORTS].sort());
+});
+
+test('the Core wrapper reads the shared words where the core writes them, across memory growth', () => {
+  const x = debugCore();
+  const core = new CoreWrapper(x);
+  const check = (now: number, what: string) => {
+    assert.is(core.live(), x.pendingCount(), `${what}: live()`);
+    assert.is(core.timeout(now), x.nextTimeout(now), `${what}: timeout(${now})`);
+    assert.is(core.readyOffset(), x.readyPtr(), `${what}: readyOffset()`);
+    assert.is(core.readyCapacity(), x.readyCapacity(), `${what}: readyCapacity()`);
+  };
+  check(0, 'fresh');
+  const slots = [core.timerAdd(0, 7.5, 0), core.timerAdd(0, 3, 0)];
+  check(1, 'two timers');
+  for (let i = 0; i < 20000; i++) core.watch(i, 2); // grows the memory: the views must follow
+  assert.is(core.i32.length, 0, 'the memory grew: the old view is detached');
+  check(2.5, '20,000 fds');
+  assert.ok(core.i32.length > 0 && core.buffer === x.memory.buffer, 'views re-made on the first read after growth');
+  const length = core.collect(3, 0, core.readyCapacity());
+  assert.is(core.listBase * 4, x.dispatchPtr(), 'listBase');
+  assert.equal([core.i32[core.listBase], core.i32[core.listBase + 1]], [slots[1], 1 | RETIRED]);
+  assert.is(length, 1);
+  assert.ok(core.release(slots[0], true));
+  assert.not.ok(core.release(slots[1], true), 'released by collect() already');
+  check(10, 'after the release');
 });
 
 test.run();

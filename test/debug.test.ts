@@ -3,9 +3,9 @@
 import { test } from './harness.js';
 import * as assert from 'uvu/assert';
 import { realpathSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { artefact, packageRoot } from '../src/paths.js';
-import { MECHANISM, MODE, runChild } from './helpers.js';
+import { join } from 'node:path';
+import { packageRoot } from '../src/paths.js';
+import { MECHANISM, MODE, addonPath, runChild } from './helpers.js';
 
 const M = MECHANISM;
 const helperThread = M !== 'epoll'; // integrated mode: poll and select wait on a helper thread
@@ -32,9 +32,7 @@ test('the addon and the WebAssembly core loaded are named once, by full path', (
     new EventLoop({ mechanism: MECHANISM }).close();
     console.log('{}');
   `);
-  const addon = realpathSync(
-    process.env.EVPOLL_ADDON ? resolve(process.env.EVPOLL_ADDON) : artefact('the native addon', ['build/Release/evpoll.node', 'build/Debug/evpoll.node']),
-  );
+  const addon = realpathSync(addonPath());
   assert.equal(lines.filter((l) => l.startsWith('addon ')), [`addon ${addon}`]);
   assert.equal(lines.filter((l) => l.startsWith('WebAssembly core ')), [`WebAssembly core ${join(packageRoot, 'dist/core.wasm')}`]);
   assert.equal(lines.filter((l) => l.startsWith('loop created: ')).length, 2);

@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EV, Event, EvpollError, type EventLoop } from '../src/index.js';
 import { addon } from '../src/native.js';
-import { newLoop, iterate, iterateExpecting, pipe, writeByte, drain, close, throwsCode, openFds } from './helpers.js';
+import { EBADF } from '../src/net.js';
+import { newLoop, iterate, iterateExpecting, pipe, writeByte, drain, close, throwsCode, openFds, noop } from './helpers.js';
 
 
 /** The loop still dispatches, and `survivor` (registered before the error) still fires. */
@@ -27,8 +28,6 @@ function withSurvivor(loop: EventLoop) {
   loop.event(r, EV.READ, () => { n++; drain(r); }).add();
   return { w, count: () => n };
 }
-
-const noop = () => {};
 
 test('invalid arguments: ERR_EVPOLL_INVALID_ARG, nothing registered is lost', async () => {
   const loop = newLoop();
@@ -97,7 +96,7 @@ test('an fd that is not open: EBADF in Node\'s SystemError shape at add()', asyn
   while (fds.includes(bad)) bad++;
   const ev = loop.event(bad, EV.READ, noop);
   const err = throwsCode(() => ev.add(), 'EBADF');
-  assert.is(err.errno, -9);
+  assert.is(err.errno, EBADF);
   assert.is(err.syscall, loop.mechanism === 'epoll' ? 'epoll_ctl' : 'fcntl');
   assert.match(err.message, /^EBADF: bad file descriptor, /);
   assert.is(ev.pending, false);

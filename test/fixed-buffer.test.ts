@@ -5,30 +5,16 @@
 // it holds: fixedBytes()).
 import { test } from './harness.js';
 import * as assert from 'uvu/assert';
-import { spawnSync } from 'node:child_process';
-import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { Worker, MessageChannel } from 'node:worker_threads';
 import * as net from '../src/net.js';
 import { addon } from '../src/native.js';
-import { packageRoot } from '../src/paths.js';
-import { pipe, socketpair, throwsCode, sleep } from './helpers.js';
+import { pipe, socketpair, throwsCode, sleep, runChild, addonPath, exposedGc, MiB, RSS_BOUNDED, report } from './helpers.js';
 
-setFlagsFromString('--expose-gc');
-const gc = runInNewContext('gc') as () => void;
+const gc = exposedGc();
 
 type Op = (...args: unknown[]) => number;
 const raw = addon as unknown as { fixedBuffer(size: unknown): ArrayBuffer; fixedRead: Op; fixedWrite: Op; fixedBytes(): number };
-
-
-const EAGAIN = -11, EBADF = -9, EPIPE = -32;
-const MiB = 2 ** 20;
-
-/** Under AddressSanitizer freed memory sits in quarantine: RSS bounds are only reported there. */
-const RSS_BOUNDED = !/libasan/.test(process.env.LD_PRELOAD ?? '');
-const report = (line: string) => process.stdout.write(`  ${line}\n`);
+const { EAGAIN, EBADF, EPIPE } = net;
 
 /** Collects garbage until the fixed buffers' bytes stop going down; returns them. */
 async function quiesce(): Promise<number> {
@@ -233,10 +219,8 @@ test('the ArrayBuffer cannot be transferred away: structuredClone, postMessage a
 test('detached all the same (ArrayBuffer.prototype.transfer, %ArrayBufferDetach): read/write refuse, the memory goes with its ArrayBuffer', () => {
   // In a child: both need V8 flags given at start-up. Under ASan (LD_PRELOAD is inherited) a
   // use after free aborts the child.
-  const url = (f: string) => JSON.stringify(pathToFileURL(join(packageRoot, f)).href);
-  const code = `import * as net from ${url('dist/net.js')};
-import { createRequire } from 'node:module';
-const addon = createRequire(import.meta.url)(${JSON.stringify(process.env.EVPOLL_ADDON || join(packageRoot, 'build/Release/evpoll.node'))});
+  const code = `import { createRequire } from 'node:module';
+const addon = createRequire(import.meta.url)(${JSON.stringify(addonPath())});
 const turns = async () => { for (let i = 0; i < 20; i++) { gc(); await new Promise((r) => setImmediate(r)); } };
 const codeOf = (f) => { try { f(); return 'none'; } catch (e) { return e.code + ': ' + e.message; } };
 const out = {};
@@ -267,7 +251,7 @@ out.afterDetach = addon.fixedBytes() - base;
 out.detached = [io2.bytes.length, codeOf(() => io2.read(r, 0, 1)), codeOf(() => io2.write(w, 0, 0))];
 console.log(JSON.stringify(out));
 `;
-  const child = spawnSync(process.execPath, ['--harmony-rab-gsab-transfer', '--allow-natives-syntax', '--expose-gc', '--input-type=module', '-e', code], { encoding: 'utf8', timeout: 30_000 });
+  const child = runChild(code, 30_000, process.env, ['--harmony-rab-gsab-transfer', '--allow-natives-syntax', '--expose-gc']);
   assert.is(child.status, 0, `child: ${child.signal ?? ''} ${child.stderr}`);
   const out = JSON.parse(child.stdout.trim().split('\n').pop()!);
   assert.equal(out.afterTransfer, [0, 4096, 1, 2, 3, 0], 'bytes detached, the memory moved');
@@ -349,11 +333,10 @@ test('many FixedBuffers made and dropped: the bytes come back, RSS stays flat', 
 
 test('a worker_thread that exits with FixedBuffers alive frees them (env teardown)', async () => {
   const base = await quiesce();
-  const addonPath = process.env.EVPOLL_ADDON || join(packageRoot, 'build/Release/evpoll.node');
   for (let round = 0; round < 3; round++) {
     const worker = new Worker(`
       const { parentPort } = require('node:worker_threads');
-      const addon = require(${JSON.stringify(addonPath)});
+      const addon = require(${JSON.stringify(addonPath())});
       const keep = [];
       for (let i = 0; i < 8; i++) keep.push(addon.fixedBuffer(${MiB}));
       const memory = keep[0];

@@ -1,12 +1,13 @@
 // Shared by every suite: the mechanism and mode under test (set by scripts/test.mjs), fds that
 // are cleaned up, and one way to drive the loop in either mode.
 import { openSync, readdirSync } from 'node:fs';
-import { spawnSync, type ChildProcess } from 'node:child_process';
-import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { packageRoot } from '../src/paths.js';
+import { execFile, spawnSync, type ChildProcess } from 'node:child_process';
+import { join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { artefact, packageRoot } from '../src/paths.js';
 import { EventLoop, type EventLoopOptions } from '../src/index.js';
-import { setAfterBatchHook } from '../src/loop.js';
 import * as net from '../src/net.js';
 import { onCleanup } from './harness.js';
 
@@ -47,16 +48,21 @@ const START_MODE_GRACE_MS = 25;
 /**
  * One iteration of `loop`, as the mode under test drives it; resolves to the callbacks run.
  * run mode: runOnce(timeoutMs). start mode: start() the loop on Node's event loop, wait for
- * the first batch that runs a callback (or until timeoutMs, at least a short grace for the
- * backend to report), then stop() it again; a callback's exception rejects.
+ * the first batch that runs a callback (a prepare hook, which runs after each batch, reads
+ * loop.stats()), or until timeoutMs (at least a short grace for the backend to report), then
+ * stop() it again; a callback's exception rejects.
  */
 export async function iterate(loop: EventLoop, timeoutMs?: number, graceMs = START_MODE_GRACE_MS): Promise<number> {
   if (MODE !== 'start') return loop.runOnce(timeoutMs);
   return new Promise<number>((resolve, reject) => {
-    let total = 0;
+    const before = loop.stats().callbacks;
+    const ran = () => loop.stats().callbacks - before;
     let timer: NodeJS.Timeout | undefined;
+    let settled = false;
     const finish = (settle: () => void) => {
-      setAfterBatchHook(loop, undefined);
+      if (settled) return;
+      settled = true;
+      hook.del();
       loop.off('error', onError);
       if (timer) clearTimeout(timer);
       if (loop.started) loop.stop();
@@ -64,9 +70,11 @@ export async function iterate(loop: EventLoop, timeoutMs?: number, graceMs = STA
     };
     const onError = (err: unknown) => finish(() => reject(err));
     loop.on('error', onError);
-    setAfterBatchHook(loop, (ran) => {
-      total += ran;
-      if (ran > 0) finish(() => resolve(total));
+    const hook = loop.prepare(() => {
+      if (ran() === 0) return;
+      // Stopped now, so no other batch runs; settled after this batch's 'error', if any.
+      loop.stop();
+      queueMicrotask(() => finish(() => resolve(ran())));
     });
     if (timeoutMs !== undefined) {
       // At least that long on performance.now()'s clock, as runOnce(timeoutMs) waits: a Node
@@ -76,7 +84,7 @@ export async function iterate(loop: EventLoop, timeoutMs?: number, graceMs = STA
       const expire = () => {
         const left = deadline - performance.now();
         if (left > 0) timer = setTimeout(expire, Math.ceil(left));
-        else finish(() => resolve(total));
+        else finish(() => resolve(ran()));
       };
       expire();
     }
@@ -210,17 +218,13 @@ export function throwsCode(fn: () => unknown, code: string): Error & { code: str
 }
 
 /**
- * Runs `code`, an ES module body with EventLoop, EV, net (evpoll/net) and MECHANISM in scope,
- * in a child node process on the built package (with `env`, default this process's); returns
- * its status, output and duration.
+ * Runs `code`, an ES module body with CHILD_PRELUDE's names in scope, in a child node process
+ * (with `env`, default this process's, and node's own `nodeArgs` before it); returns its status,
+ * output and duration.
  */
-export function runChild(code: string, timeout = 15_000, env: NodeJS.ProcessEnv = process.env) {
-  const url = (f: string) => JSON.stringify(pathToFileURL(join(packageRoot, f)).href);
-  const prelude = `import { EventLoop, EV } from ${url('dist/index.js')};
-import * as net from ${url('dist/net.js')};
-const MECHANISM = ${JSON.stringify(MECHANISM)};\n`;
+export function runChild(code: string, timeout = 15_000, env: NodeJS.ProcessEnv = process.env, nodeArgs: string[] = []) {
   const started = performance.now();
-  const r = spawnSync(process.execPath, ['--input-type=module', '-e', prelude + code], { encoding: 'utf8', timeout, env });
+  const r = spawnSync(process.execPath, [...nodeArgs, '--input-type=module', '-e', CHILD_PRELUDE + code], { encoding: 'utf8', timeout, env });
   return { ...r, ms: performance.now() - started };
 }
 
@@ -235,3 +239,53 @@ export function fillFdTable(): number[] {
     }
   }
 }
+
+/** A file of the built package, as a quoted file URL to paste into the code of a child. */
+const builtFile = (f: string) => JSON.stringify(pathToFileURL(join(packageRoot, f)).href);
+
+/**
+ * The head of an ES module run in a child process or a worker_thread (runChild, workers.test)
+ * on the built package, as a user loads it: EventLoop and EV (evpoll), net (evpoll/net) and
+ * MECHANISM in scope.
+ */
+export const CHILD_PRELUDE = `import { EventLoop, EV } from ${builtFile('dist/index.js')};
+import * as net from ${builtFile('dist/net.js')};
+const MECHANISM = ${JSON.stringify(MECHANISM)};
+`;
+
+/**
+ * Runs the test file `moduleUrl` (its import.meta.url) again, in a child node process whose fd
+ * limit is 64 (prlimit) and with `flag` set in its environment, so that the file runs its child
+ * part instead of its tests; resolves to what the child printed as JSON on its last line.
+ */
+export function runUnderFdLimit<T>(moduleUrl: string, flag: string, timeoutMs: number): Promise<T> {
+  const env = { ...process.env, FORCE_COLOR: undefined, [flag]: '1' };
+  return new Promise<T>((resolve, reject) => {
+    execFile('prlimit', ['--nofile=64:64', process.execPath, fileURLToPath(moduleUrl)], { env, timeout: timeoutMs }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`${err.message}\n${stderr}`));
+      else resolve(JSON.parse(stdout.trim().split('\n').pop()!) as T);
+    });
+  });
+}
+
+/** The native addon's file, as the library loads it in these tests: EVPOLL_ADDON, else build/. */
+export function addonPath(): string {
+  const chosen = process.env.EVPOLL_ADDON;
+  return chosen ? resolve(chosen) : artefact('the native addon', ['build/Release/evpoll.node', 'build/Debug/evpoll.node']);
+}
+
+/** V8's gc(), exposed at run time: for the tests that measure what collection frees. */
+export function exposedGc(): () => void {
+  setFlagsFromString('--expose-gc');
+  return runInNewContext('gc') as () => void;
+}
+
+export const MiB = 2 ** 20;
+
+/** Under AddressSanitizer freed memory sits in quarantine: RSS bounds are only reported there. */
+export const RSS_BOUNDED = !/libasan/.test(process.env.LD_PRELOAD ?? '');
+
+/** A line of measurements in the test output, under the test's name. */
+export const report = (line: string) => process.stdout.write(`  ${line}\n`);
+
+export const noop = () => {};

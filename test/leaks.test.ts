@@ -3,9 +3,7 @@
 // leave the open fd count where it started, stop growing the WebAssembly core's memory after
 // a warm-up, and keep RSS bounded.
 //
-// The core's memory is measured without exposing anything: the loop hands its current
-// WebAssembly memory buffer to its backend on every wait, so the backend class is wrapped to
-// note that buffer's size.
+// The core's memory is what loop.stats() reports as coreBytes.
 import { test } from './harness.js';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
@@ -15,7 +13,6 @@ import { runInNewContext } from 'node:vm';
 import { EV, type EventLoop } from '../src/index.js';
 import { Acceptor } from '../src/acceptor.js';
 import * as net from '../src/net.js';
-import { addon } from '../src/native.js';
 import { MODE, newLoop, iterate, iterateUntil, openFds, writeByte, drain, killOnCleanup } from './helpers.js';
 
 setFlagsFromString('--expose-gc');
@@ -32,31 +29,6 @@ const RSS_BOUNDED = !/libasan/.test(process.env.LD_PRELOAD ?? '');
 function assertRssBound(grown: number, bound: number, what: string): void {
   if (RSS_BOUNDED) assert.ok(grown < bound, `RSS grew by ${fmt(grown)} ${what}`);
 }
-
-/** The size of the last WebAssembly memory buffer a loop handed to its backend. */
-let coreBytes = 0;
-const RealBackend = addon.Backend;
-const Base = RealBackend as unknown as new (name: string, maxFd: number) => {
-  wait(t: number, b: ArrayBuffer, o: number, c: number): number;
-  takeBatch(b: ArrayBuffer, o: number, c: number): number;
-};
-class MeasuredBackend extends Base {
-  override wait(t: number, buffer: ArrayBuffer, offset: number, capacity: number): number {
-    coreBytes = buffer.byteLength;
-    return super.wait(t, buffer, offset, capacity);
-  }
-  override takeBatch(buffer: ArrayBuffer, offset: number, capacity: number): number {
-    coreBytes = buffer.byteLength;
-    return super.takeBatch(buffer, offset, capacity);
-  }
-}
-
-test.before(() => {
-  addon.Backend = MeasuredBackend as unknown as typeof RealBackend;
-});
-test.after(() => {
-  addon.Backend = RealBackend;
-});
 
 function rss(): number {
   gc();
@@ -83,11 +55,10 @@ async function turn(loop: EventLoop): Promise<void> {
   await iterateUntil(loop, () => fired);
 }
 
-/** The core's memory, as the next iteration hands it to the backend. */
+/** The core's memory after one more iteration. */
 async function coreMemory(loop: EventLoop): Promise<number> {
-  coreBytes = 0;
   await turn(loop);
-  return coreBytes;
+  return loop.stats().coreBytes;
 }
 
 /** In start mode the churn happens while the loop is started (helper threads woken and all). */
@@ -216,7 +187,7 @@ test('10,000 connections accepted, answered and closed: fds back where they star
   const acceptor = new Acceptor(loop, listener, (fd) => {
     const ev = loop.event(fd, EV.READ, () => {
       const n = net.read(fd, buf);
-      if (n === -11) return;
+      if (n === net.EAGAIN) return;
       if (n > 0) net.write(fd, answer);
       ev.del();
       net.close(fd);
@@ -235,7 +206,7 @@ test('10,000 connections accepted, answered and closed: fds back where they star
   const start = performance.now();
   let warm: { core: number; rss: number } | undefined;
   await iterateUntil(loop, () => {
-    if (!warm && closed >= 1000) warm = { core: coreBytes, rss: process.memoryUsage().rss };
+    if (!warm && closed >= 1000) warm = { core: loop.stats().coreBytes, rss: process.memoryUsage().rss };
     return done && closed === TOTAL;
   }, 60_000);
   const ms = performance.now() - start;

@@ -1,7 +1,9 @@
 import { test } from './harness.js';
 import * as assert from 'uvu/assert';
-import { EventLoop, EvpollError, mechanisms } from '../src/index.js';
-import { MECHANISM, throwsCode } from './helpers.js';
+import { readdirSync, readFileSync } from 'node:fs';
+import { EV, EventLoop, EvpollError, mechanisms, type Mechanism } from '../src/index.js';
+import { addon } from '../src/native.js';
+import { MECHANISM, openFds, throwsCode } from './helpers.js';
 
 test('mechanisms() lists epoll, poll, select first, in preference order', () => {
   const list = mechanisms();
@@ -10,7 +12,65 @@ test('mechanisms() lists epoll, poll, select first, in preference order', () => 
   assert.equal(list.find((m) => m.name === 'epoll')!.supportEdgeTrigger, true);
   assert.equal(list.find((m) => m.name === 'poll')!.supportEdgeTrigger, false);
   assert.equal(list.find((m) => m.name === 'select')!.supportEdgeTrigger, false);
-  for (const m of list) assert.equal(Object.keys(m).sort(), ['available', 'name', 'supportEdgeTrigger']);
+  const keys = ['available', 'fdLimit', 'helperThread', 'name', 'supportEdgeTrigger', 'supportExclusive', 'syscalls'];
+  for (const m of list) {
+    assert.equal(Object.keys(m).sort(), keys, m.name);
+    assert.equal(Object.keys(m.syscalls).sort(), ['add', 'wait'], m.name);
+  }
+});
+
+// What each backend's module struct says of itself (backend.h): the loop builds on these, so a
+// wrong value here is a wrong error, a missed fd limit or a helper thread that is not there.
+const EXPECTED: Mechanism[] = [
+  { name: 'epoll', supportEdgeTrigger: true, available: true, supportExclusive: true, fdLimit: null, helperThread: false, syscalls: { add: 'epoll_ctl', wait: 'epoll_wait' } },
+  { name: 'poll', supportEdgeTrigger: false, available: true, supportExclusive: false, fdLimit: null, helperThread: true, syscalls: { add: 'fcntl', wait: 'poll' } },
+  { name: 'select', supportEdgeTrigger: false, available: true, supportExclusive: false, fdLimit: 1024, helperThread: true, syscalls: { add: 'fcntl', wait: 'select' } },
+  { name: 'kqueue', supportEdgeTrigger: true, available: false, supportExclusive: false, fdLimit: null, helperThread: false, syscalls: { add: 'kevent', wait: 'kevent' } },
+  { name: '/dev/poll', supportEdgeTrigger: false, available: false, supportExclusive: false, fdLimit: null, helperThread: false, syscalls: { add: 'write', wait: 'ioctl' } },
+  { name: 'port', supportEdgeTrigger: false, available: false, supportExclusive: false, fdLimit: null, helperThread: false, syscalls: { add: 'port_associate', wait: 'port_getn' } },
+];
+
+test('mechanisms() reports each backend\'s capabilities: exclusive wake-ups, fd limit, helper thread, syscall names', () => {
+  assert.equal(mechanisms(), EXPECTED);
+  // The native ones come from the module structs themselves, not from a table in JS.
+  assert.equal(addon.mechanisms(), EXPECTED.slice(0, 3));
+  const select = mechanisms().find((m) => m.name === 'select')!;
+  assert.is(select.fdLimit, addon.FD_SETSIZE, 'select\'s limit is the FD_SETSIZE it was compiled with');
+});
+
+test('mechanisms() hands out copies: changing one changes nothing for the next caller', () => {
+  const first = mechanisms();
+  for (const m of first) {
+    m.helperThread = !m.helperThread;
+    m.syscalls.add = 'changed';
+  }
+  assert.equal(mechanisms(), EXPECTED);
+});
+
+test('the loop agrees with what mechanisms() reports for its mechanism', () => {
+  const m = mechanisms().find((x) => x.name === MECHANISM)!;
+  const loop = new EventLoop({ mechanism: MECHANISM });
+  try {
+    assert.is(loop.supportEdgeTrigger, m.supportEdgeTrigger);
+    assert.is(loop.supportExclusive, m.supportExclusive);
+    // add() of an fd that is not open names syscalls.add.
+    const fds = openFds();
+    let bad = 100;
+    while (fds.includes(bad)) bad++;
+    const err = throwsCode(() => loop.event(bad, EV.READ, () => {}).add(), 'EBADF');
+    assert.is(err.syscall, m.syscalls.add);
+    // fdLimit: refused by the loop itself; with none, fd 1024 is as good as any (the OS refuses it: not open).
+    const high = m.fdLimit ?? addon.FD_SETSIZE;
+    assert.ok(!fds.includes(high));
+    throwsCode(() => loop.event(high, EV.READ, () => {}).add(), m.fdLimit === null ? 'EBADF' : 'ERR_EVPOLL_FD_LIMIT');
+    // helperThread: start() makes one (named in integrate.cc) exactly when reported.
+    const helpers = () => readdirSync('/proc/self/task').filter((t) => readFileSync(`/proc/self/task/${t}/comm`, 'utf8').trim() === 'evpoll-wait').length;
+    assert.is(helpers(), 0);
+    loop.start();
+    assert.is(helpers(), m.helperThread ? 1 : 0);
+  } finally {
+    loop.close();
+  }
 });
 
 test('the mechanism name matches case-insensitively and is reported by the loop', () => {

@@ -8,8 +8,18 @@ import { addon } from '../src/native.js';
 import { EV } from '../src/index.js';
 import { newLoop, iterateUntil, pipe, socketpair, throwsCode } from './helpers.js';
 
+const { EAGAIN, EBADF, EPIPE, EADDRINUSE } = net;
 
-const EAGAIN = -11, EBADF = -9, EPIPE = -32, EADDRINUSE = -98;
+test('the errno names are the negative numbers the calls return: Linux\'s errno values, negated', () => {
+  // Written out here on purpose: programs compare against these numbers, so a change in how
+  // net.ts derives them must show.
+  const linux = {
+    EAGAIN: 11, EWOULDBLOCK: 11, EINTR: 4, EBADF: 9, EINVAL: 22, EMFILE: 24, ENFILE: 23, ENOMEM: 12,
+    ENOBUFS: 105, EPIPE: 32, ECONNRESET: 104, ECONNABORTED: 103, EINPROGRESS: 115, EADDRINUSE: 98, ECHILD: 10,
+  };
+  const exported = Object.fromEntries(Object.entries(net).filter(([name]) => /^E[A-Z]+$/.test(name)));
+  assert.equal(exported, Object.fromEntries(Object.entries(linux).map(([name, n]) => [name, -n])));
+});
 
 /** O_NONBLOCK and FD_CLOEXEC as the kernel reports them for our own fd. */
 function flags(fd: number): { nonblock: boolean; cloexec: boolean } {

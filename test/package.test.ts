@@ -145,8 +145,8 @@ async function node(w: Work, dir: string, file: string): Promise<string[]> {
   return r.stdout.trim().split('\n');
 }
 
-// Prints whether `evpoll` and `evpoll/net`, imported and required, share their classes, and
-// which addon file the process loaded.
+// Prints whether `evpoll` and `evpoll/net`, imported and required, share their classes, what
+// each gives for EAGAIN, and which addon file the process loaded.
 const CLASSES_CHECK = `
 const net = [esmNet, cjsNet].map((n) => { try { n.read(-1, new Uint8Array(1)); } catch (e) { return e; } });
 const loops = [esm, cjs].map((m) => { try { new m.EventLoop({ mechanism: 'nope' }); } catch (e) { return e; } });
@@ -155,6 +155,7 @@ console.log(JSON.stringify({
   sameEvpollError: esm.EvpollError === cjs.EvpollError,
   sameEventLoop: esm.EventLoop === cjs.EventLoop,
   sameFixedBuffer: esmNet.FixedBuffer === cjsNet.FixedBuffer,
+  EAGAIN: [esmNet.EAGAIN, cjsNet.EAGAIN],
   netErrors: [...net, ...loops].map((e) => e instanceof esm.EvpollError && e instanceof cjs.EvpollError && e.code),
   addon,
 }));
@@ -177,6 +178,7 @@ const CLASSES_EXPECTED = {
   sameEvpollError: true,
   sameEventLoop: true,
   sameFixedBuffer: true,
+  EAGAIN: [-11, -11],
   netErrors: ['ERR_EVPOLL_INVALID_ARG', 'ERR_EVPOLL_INVALID_ARG', 'ERR_EVPOLL_UNKNOWN_MECHANISM', 'ERR_EVPOLL_UNKNOWN_MECHANISM'],
 };
 
@@ -193,12 +195,13 @@ async function classes(w: Work, dir: string): Promise<{ mjs: Record<string, unkn
 // Each assigns evpoll's values to declared types, and one to a wrong type under an expected-error
 // directive, which fails if the types are missing (an `any` would let it through).
 const TYPES_MTS = `import { EventLoop, EV, EvpollError, signalNames, type EventLoopOptions } from 'evpoll';
-import { pipe, read, FixedBuffer } from 'evpoll/net';
+import { pipe, read, FixedBuffer, EAGAIN } from 'evpoll/net';
 const options: EventLoopOptions = { mechanism: 'epoll' };
 const loop: EventLoop = new EventLoop(options);
 loop.timer(EV.PERSIST, (_ev, _which, arg) => { const n: number = arg.n; }, { n: 1 });
 const [r]: [number, number] = pipe();
 const n: number = read(r, new FixedBuffer(8).bytes);
+export const again: boolean = n === EAGAIN;
 const names: readonly string[] = signalNames();
 export const check = (e: unknown) => e instanceof EvpollError && e.code.startsWith('ERR_EVPOLL_') && n + names.length;
 // @ts-expect-error: flags are numbers
@@ -211,17 +214,20 @@ const loop: EventLoop = new evpoll.EventLoop({ mechanism: 'epoll' });
 const ev: Event<{ n: number }> = loop.timer(evpoll.EV.PERSIST, (_ev, _which, arg) => { const n: number = arg.n; }, { n: 1 });
 const [r]: [number, number] = net.pipe();
 const n: number = net.read(r, new net.FixedBuffer(8).bytes);
+export const again: boolean = n === net.EAGAIN;
 export const check = (e: unknown) => e instanceof evpoll.EvpollError && e.code.startsWith('ERR_EVPOLL_') && n && ev.pending;
 // @ts-expect-error: flags are numbers
 export const bad: string = evpoll.EV.READ;
 `;
 const TYPES_TS = `import { EventLoop, EV } from 'evpoll';
-import { pipe, read } from 'evpoll/net';
+import { pipe, read, EAGAIN } from 'evpoll/net';
 const loop: EventLoop = new EventLoop();
 const [r]: [number, number] = pipe();
 export const n: number = read(r, new Uint8Array(8)) + EV.READ + (loop.closed ? 1 : 0);
 // @ts-expect-error: flags are numbers
 export const bad: string = EV.READ;
+// @ts-expect-error: errno names are numbers
+export const badErrno: string = EAGAIN;
 `;
 /** resolution → [module, files]; node10 is gone from TypeScript 7. */
 const TYPE_CHECKS: Record<string, [string, string[]]> = {
@@ -250,6 +256,7 @@ if (MECHANISM === 'epoll' && MODE === 'run') {
     say(`${pack.filename}, ${files.length} files, ${(pack.size / 1024).toFixed(1)} KiB packed, ${(pack.unpackedSize / 1024).toFixed(1)} KiB unpacked (npm pack ${r.seconds.toFixed(1)} s)`);
     const shipped = /^(LICENSE|README\.md|package\.json|binding\.gyp|net\.d\.ts|scripts\/install\.mjs|native\/[^/]+\.(c|cc|h)|dist\/(core\.wasm|evpoll\.cjs|(index|net)\.(js|cjs))|dist\/types\/[a-z]+\.d\.c?ts|prebuilds\/linux-x64\/evpoll\.glibc\.node)$/;
     assert.equal(files.filter((f) => !shipped.test(f)), [], 'files that should not be shipped');
+    assert.not.ok(files.includes('dist/core-debug.wasm'), 'the debug core (tests and benchmarks) is not shipped');
     for (const f of ['LICENSE', 'dist/evpoll.cjs', 'dist/core.wasm', 'dist/types/index.d.cts', 'prebuilds/linux-x64/evpoll.glibc.node', 'native/addon.cc', 'binding.gyp', 'scripts/install.mjs']) {
       assert.ok(files.includes(f), `${f} is in the tarball`);
     }

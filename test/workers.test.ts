@@ -3,19 +3,13 @@
 import { onCleanup, test } from './harness.js';
 import * as assert from 'uvu/assert';
 import { Worker } from 'node:worker_threads';
-import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { packageRoot } from '../src/paths.js';
 import { EV } from '../src/index.js';
-import { MECHANISM, newLoop, iterate, pipe, writeByte, drain, openFds, sleep, eventually } from './helpers.js';
+import { CHILD_PRELUDE, newLoop, iterate, pipe, writeByte, drain, openFds, sleep, eventually } from './helpers.js';
 
 
-/** A worker running `body` (an ES module body with EventLoop, EV, net, parentPort, MECHANISM in scope). */
+/** A worker running `body` (an ES module body with CHILD_PRELUDE's names, parentPort and workerData in scope). */
 function worker(body: string): Worker & { exited: Promise<number> } {
-  const code = `import { EventLoop, EV } from ${JSON.stringify(pathToFileURL(join(packageRoot, 'dist/index.js')).href)};
-import * as net from ${JSON.stringify(pathToFileURL(join(packageRoot, 'dist/net.js')).href)};
-import { parentPort, workerData } from 'node:worker_threads';
-const MECHANISM = ${JSON.stringify(MECHANISM)};
+  const code = `${CHILD_PRELUDE}import { parentPort, workerData } from 'node:worker_threads';
 ${body}`;
   const w = new Worker(new URL(`data:text/javascript,${encodeURIComponent(code)}`)) as Worker & { exited: Promise<number> };
   // Listen from the start: a worker may be gone before the test gets round to waiting for it.

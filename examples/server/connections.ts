@@ -6,11 +6,10 @@
 // then costs one integer store (`lastTick = tick`) instead of rescheduling a timer (a clock read
 // and a trip into the timer heap), and a timeout is only as precise as it needs to be (between
 // idleTimeout and idleTimeout + one tick), as nginx's keepalive_timeout is.
-import { EV, type Event, type EventLoop } from '../../src/index.js';
-import * as net from '../../src/net.js';
+import { EV, type Event, type EventLoop } from 'evpoll';
+import * as net from 'evpoll/net';
 import { head, refreshDate, responses, scanHead } from './http.js';
 
-const EAGAIN = -11;
 
 // One input and one output buffer per worker: a connection borrows them for one callback; what
 // must outlive it (a head split across reads, bytes the socket would not take) is copied out.
@@ -123,7 +122,7 @@ export class Connections {
       c.carry = null;
       c.lastTick = this.#tick;
       this.#serve(c, input, 0, carried + n);
-    } else if (n !== EAGAIN) {
+    } else if (n !== net.EAGAIN) {
       this.#close(c); // EOF or a reset: an unfinished request dies with it
     }
   }
@@ -132,7 +131,7 @@ export class Connections {
   _write(c: Connection): void {
     const unsent = c.unsent!;
     const n = net.write(c.fd, unsent, c.unsentAt);
-    if (n === EAGAIN) return;
+    if (n === net.EAGAIN) return;
     if (n < 0) return this.#close(c);
     c.unsentAt += n;
     if (c.unsentAt < unsent.length) return;
@@ -200,7 +199,7 @@ export class Connections {
       outputLength = 0;
       return true;
     }
-    if (n < 0 && n !== EAGAIN) {
+    if (n < 0 && n !== net.EAGAIN) {
       outputLength = 0;
       this.#close(c);
       return false;
@@ -224,7 +223,7 @@ export class Connections {
   #discard(c: Connection): void {
     for (;;) {
       const n = inputIo.read(c.fd);
-      if (n === EAGAIN) return;
+      if (n === net.EAGAIN) return;
       if (n <= 0) return this.#close(c);
     }
   }

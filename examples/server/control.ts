@@ -2,12 +2,11 @@
 // and one end of a socketpair as fd 4. Over fd 4 the worker sends lines: `ready` once it
 // accepts, then `served N` (its cumulative count) now and then. EOF on either side means the
 // other process is gone. Commands go the other way as signals, FPM's way.
-import * as net from '../../src/net.js';
+import * as net from 'evpoll/net';
 
 export const LISTEN_FD = 3;
 export const CONTROL_FD = 4;
 
-const EAGAIN = -11;
 const scratch = new Uint8Array(4096);
 
 /** The master's side: complete lines from a worker's control socket. */
@@ -22,7 +21,7 @@ export class LineReader {
     let ended = false;
     for (;;) {
       const n = net.read(this.fd, scratch);
-      if (n === EAGAIN) break;
+      if (n === net.EAGAIN) break;
       if (n <= 0) {
         ended = true;
         break;

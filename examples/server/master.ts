@@ -8,8 +8,8 @@
 //                    once its successor accepts (the listener is never closed, so no
 //                    connection is refused)
 import { spawn, type ChildProcess } from 'node:child_process';
-import { EV, EventLoop, type Event } from '../../src/index.js';
-import * as net from '../../src/net.js';
+import { EV, EventLoop, type Event } from 'evpoll';
+import * as net from 'evpoll/net';
 import { CONTROL_FD, LISTEN_FD, LineReader } from './control.js';
 
 export interface MasterOptions {

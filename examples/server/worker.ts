@@ -1,13 +1,11 @@
 // A worker process: its own EventLoop in run() mode (the loop owns the thread; signals arrive
 // through evpoll's self-pipe), accepting on the listener the master handed down as fd 3 and
 // serving HTTP on every connection it takes. It reports to the master over fd 4.
-import { EV, EventLoop } from '../../src/index.js';
-import { Acceptor } from '../../src/acceptor.js';
-import * as net from '../../src/net.js';
+import { Acceptor, EV, EventLoop } from 'evpoll';
+import * as net from 'evpoll/net';
 import { Connections } from './connections.js';
 import { CONTROL_FD, LISTEN_FD } from './control.js';
 
-const EAGAIN = -11;
 
 export interface WorkerOptions {
   mechanism?: string;
@@ -66,7 +64,7 @@ export function runWorker(options: WorkerOptions): never {
   // The master never writes: readable means EOF, the master is gone. Stop rather than linger.
   loop.event(CONTROL_FD, EV.READ, (ev) => {
     const n = net.read(CONTROL_FD, new Uint8Array(64));
-    if (n === 0 || (n < 0 && n !== EAGAIN)) {
+    if (n === 0 || (n < 0 && n !== net.EAGAIN)) {
       ev.del();
       stopGracefully();
     }
