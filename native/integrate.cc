@@ -177,7 +177,8 @@ void Watcher::NotifyJs() {
       // napi_make_callback, not napi_call_function: it drains nextTick and microtasks after
       // the call, as Node does after its own callbacks. onReady may stop or close: this
       // Watcher then stays allocated until its close callback, in a later loop turn.
-      napi_status status = napi_make_callback(env, async_context_, owner, on_ready, 1, &arg, &result);
+      napi_status status =
+          napi_make_callback(env, async_context_, owner, on_ready, 1, &arg, &result);
       bool pending = false;
       if (status != napi_ok) napi_is_exception_pending(env, &pending);
       if (pending) {

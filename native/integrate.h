@@ -10,17 +10,22 @@
 //
 // One wake-up, several batches. Waking through libuv costs a whole turn of Node's loop per
 // batch (libuv's own epoll_wait, its timers and check phases, an eventfd for the helper's
-// post): at low concurrency, where each batch holds one event, that turn was a third of the
-// cost of an event. So a wake-up (OnPollable, OnPosted) calls onReady() in a loop:
+// post): at low concurrency, where each batch holds one event, that turn was a fifth of the
+// cost of an event (bench/results/analysis.md). So a wake-up (OnPollable, OnPosted) calls
+// onReady() in a loop:
 //
 //   onReady(flags) -> boolean. Each call through napi_make_callback, so that nextTick and
 //   microtasks drain after every batch and async_hooks see one callback per batch, as before.
 //   flags: kReadyPosted, the helper thread's batch is waiting to be taken (NODE_DEBUG tells of
-//   it); kReadyWakeUp, the first call of a wake-up (each wake-up ends with the wait handed back
-//   to Node's side: loop.stats().handoffs counts them). It returns true when it took records and handled all of them: readiness may have moved on
-//   (a callback wrote to a peer, a level-triggered fd is still readable), so look again now.
+//   it); kReadyWakeUp, the first call of a wake-up (each wake-up ends with the wait handed
+//   back to Node's side: loop.stats().handoffs counts them). It returns true when it took
+//   records and handled all of them: readiness may have moved on (a callback wrote to a peer,
+//   a level-triggered fd is still readable), so look again now, after the microtasks ran.
 //   - epoll: the Watcher looks itself, with a non-blocking epoll_wait whose records it keeps
 //     for the next TakeBatch (no syscall wasted); onReady() again only when it found some.
+//     Those records are read right before that call, and JS takes them first thing in it
+//     (it returned true, so nothing of an earlier batch is left); were they not taken, the
+//     next TakeBatch, whoever calls it, would still hand them out before waiting again.
 //   - poll, select: onReady() again at once; its TakeBatch finds no batch posted and polls the
 //     live set without blocking (the helper stays parked). When that finds nothing, JS calls
 //     Rearm() and the helper takes the wait back, as after any batch.
@@ -29,10 +34,13 @@
 //
 // Budget: at most kMaxBatches calls and about kMaxNanos per wake-up, so that Node's own I/O,
 // timers and immediates are never starved by a loop that stays busy (a level-triggered fd
-// never drained). When the budget runs out with JS still productive, the Watcher hands back
-// to libuv: epoll's fd is still readable (libuv polls it level-triggered), so the next turn
-// wakes it again; poll and select post to themselves (uv_async_send), the next turn goes on
-// where this one stopped, the helper still parked. Either way Node runs a full turn between.
+// never drained: test/integrated.test.ts has that case, and fails without the budget). When
+// the budget runs out with JS still productive, the Watcher hands back to libuv: epoll's fd is
+// still readable (libuv polls it level-triggered), so the next turn wakes it again; poll and
+// select post to themselves (uv_async_send), the next turn goes on where this one stopped,
+// the helper still parked. Either way Node runs a full turn between: a loop kept busy gets up
+// to 32 batches per turn where it used to get one, and Node's other callbacks wait for at most
+// that many batches, or about a millisecond (plus the batch under way).
 //
 // A batch JS runs outside a wake-up (from its Node timer, or the setImmediate of start() or
 // after a callback threw) is not looped; after a productive one JS calls Rearm(), which for
