@@ -1,7 +1,10 @@
 // One batch: ready records from the backend plus due timers -> the dispatch list JS walks.
 //
-// Order: fd entries first, in the order the backend reported them (and, per fd, in the order
-// the Events were added), then due timers by (deadline, sequence). Every due timer is taken
+// Order: by priority, 2 first (libev's model: everything ready this batch runs, the higher
+// priorities first; nothing waits for a later batch). Within a priority, fd entries first, in
+// the order the backend reported them (and, per fd, in the order the Events were added), then
+// due timers by (deadline, sequence): a stable counting sort by priority of that list, done
+// only while some live slot has a priority other than 0. Every due timer is taken
 // out of the heap before any callback runs, so a timer re-added with 0 ms by a callback fires
 // in the next batch, never in this one.
 //
@@ -13,7 +16,7 @@
 import { regrow, grownCapacity } from './region';
 import { EV_TIMEOUT, EV_ERROR, EV_PERSIST, RW, REV_HUP, REV_INVALID } from './constants';
 import { ENTRY, ENTRY_RETIRED, SHARED, publishDispatchList, publishReadyArea } from './shared';
-import { recycleRetired, retireRecord, slotRecord, slotInterest, slotNext, STATE } from './slots';
+import { prioritized, recycleRetired, retireRecord, slotRecord, slotInterest, slotNext, slotPriority, STATE } from './slots';
 import { fdCapacity, fdGen, fdHead, forgetFd } from './fds';
 import { popDue, reschedulePopped, publishTimers, scheduledCount, takeDue } from './timers';
 
@@ -24,6 +27,9 @@ let readyCap: i32 = 0;
 let list: usize = 0;
 let listCap: i32 = 0;
 let listLen: i32 = 0;
+/** Where the priority sort writes, as long as the list; the two swap after a sort. */
+let spare: usize = 0;
+let spareCap: i32 = 0;
 
 /** The address of the shared words (shared.ts); allocates the ready area first. */
 export function sharedPtr(): usize {
@@ -64,6 +70,7 @@ function appendTimer(slot: i32): void {
 
 /** Builds the dispatch list from `count` ready records and the timers due at `now`. */
 export function collect(now: f64, count: i32): i32 {
+  const ordered = prioritized != 0; // before this batch retires any slot
   recycleRetired(); // the previous list has been walked: its retired slots may be reused
   listLen = 0;
   const limit = fdCapacity();
@@ -111,5 +118,48 @@ export function collect(now: f64, count: i32): i32 {
     }
   }
   publishTimers();
+  if (ordered && listLen > 1) orderByPriority();
   return listLen;
+}
+
+const LEVELS: i32 = 5; // priorities 2, 1, 0, -1, -2
+const levelStart = memory.data(LEVELS * 4, 4);
+
+/** The stable counting sort: entries of priority 2 first, each level in list order. */
+function orderByPriority(): void {
+  for (let l = 0; l < LEVELS; l++) store<i32>(levelStart + (<usize>l << 2), 0);
+  let mixed = false;
+  const first = 2 - slotPriority(load<i32>(list));
+  for (let k = 0; k < listLen; k++) {
+    const level = 2 - slotPriority(load<i32>(list + <usize>k * ENTRY));
+    if (level != first) mixed = true;
+    const at = levelStart + (<usize>level << 2);
+    store<i32>(at, load<i32>(at) + 1);
+  }
+  if (!mixed) return;
+  let start = 0;
+  for (let l = 0; l < LEVELS; l++) {
+    const at = levelStart + (<usize>l << 2);
+    const n = load<i32>(at);
+    store<i32>(at, start);
+    start += n;
+  }
+  if (spareCap < listCap) {
+    spare = regrow(spare, 0, <usize>listCap * ENTRY, false);
+    spareCap = listCap;
+  }
+  for (let k = 0; k < listLen; k++) {
+    const e = list + <usize>k * ENTRY;
+    const at = levelStart + (<usize>(2 - slotPriority(load<i32>(e))) << 2);
+    const to = load<i32>(at);
+    store<i32>(at, to + 1);
+    store<u64>(spare + <usize>to * ENTRY, load<u64>(e));
+  }
+  const old = list;
+  const oldCap = listCap;
+  list = spare;
+  listCap = spareCap;
+  spare = old;
+  spareCap = oldCap;
+  publishDispatchList(list);
 }

@@ -8,13 +8,23 @@
 import { EV_PERSIST, EV_TIMEOUT } from './constants';
 import {
   allocSlot, slotExists, slotRecord, slotHeapPos, STATE, KIND_TIMER, KIND_FD, KIND_FREE, setSlotFrequency, retireRecord,
-  recycleRetired,
+  recycleRetired, setSlotPriority,
 } from './slots';
 import { schedule, unscheduleAt } from './timers';
 import { unwatchRecord, opKind, opInterest, opGen } from './fds';
 
 export { watch } from './fds';
 export { collect, growReady, sharedPtr } from './dispatch';
+
+/**
+ * ev.priority (-2..2, checked by the caller) of a live slot: collect() runs the higher first.
+ * Returns 0, changing nothing, if the slot is not live (collect() released it).
+ */
+export function setPriority(slot: i32, priority: i32): i32 {
+  if (!slotExists(slot) || load<i32>(slotRecord(slot) + STATE) >> 8 == KIND_FREE) return 0;
+  setSlotPriority(slot, priority);
+  return 1;
+}
 
 export function lastOpKind(): i32 { return opKind; }
 export function lastOpInterest(): i32 { return opInterest; }

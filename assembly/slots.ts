@@ -12,8 +12,8 @@
 // - Links (an fd's watcher list) store slot + 1, so 0 means "none".
 // - The live slot count is kept in the shared words (shared.ts), where JS reads it.
 //
-// Storage: per slot a 16-byte record — STATE (kind << 8 | interest), and NEXT and FD for an
-// fd event: what an fd operation touches is in one cache line — and, in arrays of their own,
+// Storage: per slot a 16-byte record — STATE (kind << 8 | interest), NEXT and FD for an fd
+// event, and PRIORITY: what an fd operation touches is in one cache line — and, in arrays of their own,
 // HEAP_POS (i32, timers: a heap sift writes the positions of the entries it moves, 16 to a
 // cache line; a timer's deadline and sequence live in its heap entry, timers.ts) and FREQUENCY
 // (f64, PERSIST timers only): 28 bytes a slot. Slots are in chunks of C slots found through a
@@ -27,7 +27,7 @@
 // grows. No page of a chunk is touched before a field on it is written (memory.grow's pages
 // are zero and cost nothing until first written). A chunk's memory is not assumed zero (the
 // stub runtime's heap.free of the last block rewinds its bump pointer, so reused memory can be
-// dirty): every field is written before it is read — STATE by allocSlot, NEXT and FD by
+// dirty): every field is written before it is read — STATE and PRIORITY by allocSlot, NEXT and FD by
 // watch(), HEAP_POS by schedule(), FREQUENCY by timerAdd()/timerReschedule() for PERSIST
 // timers (the only ones that read it).
 
@@ -42,7 +42,7 @@ export const KIND_TIMER: i32 = 2;
 export const STATE: usize = 0; // i32 kind << 8 | interest (fd: READ|WRITE|EDGE|EXCLUSIVE; timer: PERSIST|TIMEOUT)
 export const NEXT: usize = 4; // i32 fd: slot + 1 of the next watcher of the same fd
 export const FD: usize = 8; // i32 fd: the file descriptor
-// 12: unused
+export const PRIORITY: usize = 12; // i32 -2..2 (ev.priority), 0 unless setSlotPriority() said otherwise
 
 const CHUNK_SHIFT: i32 = 12; // 4096 slots, 112 KB
 const CHUNK: i32 = 1 << CHUNK_SHIFT;
@@ -136,6 +136,7 @@ function growSlots(): void {
   }
   const record = slotRecord(slot);
   store<i32>(record + STATE, kind << 8 | interest);
+  store<i32>(record + PRIORITY, 0);
   publishLiveCount(++liveCount);
   return slot;
 }
@@ -143,6 +144,8 @@ function growSlots(): void {
 /** Releases a live slot (its record at `record`); it becomes reusable at the next collect(). */
 // @ts-ignore: decorator
 @inline export function retireRecord(slot: i32, record: usize): void {
+  // PRIORITY is left as it is: collect() may still order this slot's last entry by it.
+  if (load<i32>(record + PRIORITY) != 0) prioritized--;
   store<i32>(record + STATE, KIND_FREE);
   store<i32>(retiredStack + (<usize>retiredTop << 2), slot);
   retiredTop++;
@@ -173,6 +176,20 @@ export function recycleRetired(): void {
 }
 
 export function liveSlots(): i32 { return liveCount; }
+
+/** Live slots whose priority is not 0: while there are none, collect() does not reorder. */
+export let prioritized: i32 = 0;
+
+/** Sets a live slot's priority (-2..2, checked by the caller). */
+export function setSlotPriority(slot: i32, priority: i32): void {
+  const record = slotRecord(slot);
+  const was = load<i32>(record + PRIORITY);
+  if ((was != 0) != (priority != 0)) prioritized += priority != 0 ? 1 : -1;
+  store<i32>(record + PRIORITY, priority);
+}
+
+// @ts-ignore: decorator
+@inline export function slotPriority(slot: i32): i32 { return load<i32>(slotRecord(slot) + PRIORITY); }
 
 // @ts-ignore: decorator
 @inline export function slotInterest(slot: i32): i32 { return load<i32>(slotRecord(slot) + STATE) & 0xff; }

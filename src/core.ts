@@ -16,6 +16,8 @@ export interface CoreExports {
   timerAdd(now: number, frequency: number, flags: number): number;
   timerReschedule(slot: number, now: number, frequency: number): number;
   collect(now: number, count: number): number;
+  /** ev.priority (-2..2) of a live slot; 0 (nothing changed) if the slot is not live. */
+  setPriority(slot: number, priority: number): number;
   growReady(): void;
   /**
    * The address of the shared words, which every call leaves current (24 bytes, 8-aligned, at the
@@ -218,6 +220,11 @@ export class Core {
 
   timerAdd(now: number, ms: number, flags: number): number {
     return this.exports.timerAdd(now, ms, flags);
+  }
+
+  /** Sets a live slot's priority (collect() orders by it); false if the slot is not live. */
+  setPriority(slot: number, priority: number): boolean {
+    return this.exports.setPriority(slot, priority) !== 0;
   }
 
   /** Reschedules a scheduled timer; false (nothing changed) if it is no longer scheduled. */

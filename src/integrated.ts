@@ -49,7 +49,7 @@ export interface IntegratedHost {
   timeoutFrom(now: number): number;
   /** Whether any timer is scheduled (else there is no need to read the clock). */
   anyTimer(): boolean;
-  /** Whether a callback that threw left entries of its batch to run. */
+  /** Whether a batch has callbacks to run without a wait: a throw's rest, or activated events. */
   leftOver(): boolean;
   /**
    * One batch, unless the loop is already running one (returns false): the entries a throwing
@@ -141,7 +141,8 @@ export class IntegratedDriver {
   afterChange(): void {
     if (!this.#started) return;
     const host = this.host;
-    const alive = this.#refed && host.liveCount() > 0;
+    const leftOver = host.leftOver(); // a throw's rest, or events activated from outside a batch
+    const alive = this.#refed && (host.liveCount() > 0 || leftOver);
     if (alive !== this.#keepingAlive) {
       this.#keepingAlive = alive;
       if (alive) this.backend.ref();
@@ -159,6 +160,7 @@ export class IntegratedDriver {
         this.#timer = setTimeout(this.#onTimer, timeout);
       }
     }
+    if (leftOver) this.#scheduleContinuation();
     if (this.#timer) {
       if (alive) this.#timer.ref();
       else this.#timer.unref();

@@ -153,6 +153,15 @@ export class EventLoop extends EventEmitter {
   #addSyscall: string;
   #waitSyscall: string;
   #wait: NativeBackend['wait'];
+  /**
+   * Posted events (ev.activate()): a FIFO per priority, 2 first, with the activation each entry
+   * was made for (an event deleted, or deleted and activated again, leaves a stale entry).
+   */
+  #posted: (Event<any> | undefined)[][] = [[], [], [], [], []];
+  #postedSeqs: number[][] = [[], [], [], [], []];
+  #postedHeads = [0, 0, 0, 0, 0];
+  #postedCount = 0;
+  #postSeq = 0;
   #prepares = new Set<LoopHook>();
   #checks = new Set<LoopHook>();
   #stats = { iterations: 0, waits: 0, records: 0, callbacks: 0, timersFired: 0, waitMs: 0, dispatchMs: 0 };
@@ -183,7 +192,7 @@ export class EventLoop extends EventEmitter {
         liveCount: () => this.#core.live(),
         timeoutFrom: (now) => this.#core.timeout(now),
         anyTimer: () => this.#core.anyTimer(),
-        leftOver: () => this.#next < this.#length,
+        leftOver: () => this.#next < this.#length || this.#postedCount > 0,
         batch: (take) => this.#batch(take),
         prepare: () => {
           if (this.#prepares.size > 0) runHooks(this.#prepares);
@@ -288,7 +297,7 @@ export class EventLoop extends EventEmitter {
     this.#running = true;
     this.#stopRequested = false;
     try {
-      while (!this.#stopRequested && !this.#closed && (this.#core.live() > 0 || this.#next < this.#length)) {
+      while (!this.#stopRequested && !this.#closed && (this.#core.live() > 0 || this.#next < this.#length || this.#postedCount > 0)) {
         this.#iterate(undefined);
       }
     } finally {
@@ -358,6 +367,11 @@ export class EventLoop extends EventEmitter {
     for (const ev of this.#events) if (ev) ev._slot = -1;
     this.#events = [];
     this.#length = this.#next = 0;
+    for (const q of this.#posted) for (const ev of q) if (ev) ev._posted = 0;
+    this.#posted = [[], [], [], [], []];
+    this.#postedSeqs = [[], [], [], [], []];
+    this.#postedHeads = [0, 0, 0, 0, 0];
+    this.#postedCount = 0;
     this.#backend.close();
     debug('loop closed');
   }
@@ -403,7 +417,7 @@ export class EventLoop extends EventEmitter {
       if (this.#closed) return 0;
       now = this.#now();
     }
-    let timeout = this.#core.timeout(now);
+    let timeout = this.#postedCount > 0 ? 0 : this.#core.timeout(now);
     if (timeoutMs !== undefined) {
       const cap = Math.min(Math.ceil(timeoutMs), MAX_TIMEOUT);
       timeout = timeout < 0 ? cap : Math.min(timeout, cap);
@@ -483,11 +497,60 @@ export class EventLoop extends EventEmitter {
         if (which & EV.TIMEOUT) stats.timersFired++;
         ev.callback(ev, which, ev.arg);
       }
+      // nginx's posted queue, after the batch: what the callbacks (or anything since the last
+      // iteration) activated, highest priority first, then in activation order.
+      while (this.#postedCount > 0 && !this.#closed) {
+        const ev = this.#takePosted();
+        if (ev === undefined) continue;
+        const which = ev._posted;
+        ev._posted = 0;
+        ran++;
+        ev.callback(ev, which, ev.arg);
+      }
     } finally {
       stats.callbacks += ran;
       stats.dispatchMs += this.#now() - since;
     }
     return ran;
+  }
+
+  /** The next posted entry (highest priority, oldest); undefined if it is stale. */
+  #takePosted(): Event<any> | undefined {
+    let level = 0;
+    while (this.#postedHeads[level] === this.#posted[level].length) level++;
+    const queue = this.#posted[level];
+    const seqs = this.#postedSeqs[level];
+    const at = this.#postedHeads[level]++;
+    const ev = queue[at]!;
+    const seq = seqs[at];
+    queue[at] = undefined;
+    if (at + 1 === queue.length) {
+      queue.length = seqs.length = 0;
+      this.#postedHeads[level] = 0;
+    }
+    this.#postedCount--;
+    return ev._postSeq === seq && ev._posted !== 0 ? ev : undefined;
+  }
+
+  /** @internal Event.activate (`which` checked) */
+  _activate(ev: Event<any>, which: number): void {
+    this.#checkOpen();
+    if (ev._posted !== 0) {
+      ev._posted |= which;
+      return;
+    }
+    ev._posted = which;
+    ev._postSeq = ++this.#postSeq;
+    const level = 2 - ev._priority;
+    this.#posted[level].push(ev);
+    this.#postedSeqs[level].push(ev._postSeq);
+    this.#postedCount++;
+    if (!this.#running) this.#driver.changed();
+  }
+
+  /** @internal Event's priority setter (checked): a pending event's slot takes it at once. */
+  _setPriority(ev: Event<any>): void {
+    if (ev._slot >= 0 && !this.#closed) this.#core.setPriority(ev._slot, ev._priority);
   }
 
   /** @internal Event.add */
@@ -503,6 +566,7 @@ export class EventLoop extends EventEmitter {
       }
       if (ev._slot >= 0) this.#events[ev._slot] = undefined; // fired one-shot, callback not yet run
       ev._slot = core.timerAdd(now, ms, ev.flags);
+      if (ev._priority !== 0) core.setPriority(ev._slot, ev._priority);
       this.#events[ev._slot] = ev;
       if (!this.#running) this.#driver.changed();
       return;
@@ -523,6 +587,7 @@ export class EventLoop extends EventEmitter {
       }
     }
     ev._slot = slot;
+    if (ev._priority !== 0) core.setPriority(slot, ev._priority);
     this.#events[slot] = ev;
     if (fd > this.#fdHigh) this.#fdHigh = fd;
     if (!this.#running) this.#driver.changed();
@@ -531,6 +596,7 @@ export class EventLoop extends EventEmitter {
   /** @internal Event.del */
   _del(ev: Event<any>): boolean {
     this.#checkOpen();
+    ev._posted = 0; // its activation, if any, is dropped
     const slot = ev._slot;
     if (slot < 0) return false;
     ev._slot = -1;

@@ -533,6 +533,71 @@ test('RETIRED is set exactly when collect() released the slot, and agrees with t
   );
 });
 
+test('collect() orders by priority, stably: the list of a core without priorities, sorted 2 first', () => {
+  const FDS = 6;
+  const report = fc.record({
+    fd: fc.integer({ min: 0, max: FDS - 1 }),
+    revents: fc.constantFrom(READ, WRITE, READ | WRITE, REV_HUP, REV_INVALID),
+  });
+  const priority = fc.integer({ min: -2, max: 2 });
+  fc.assert(
+    fc.property(
+      fc.array(
+        fc.oneof(
+          fc.record({ op: fc.constant('timer' as const), ms: fc.integer({ min: 0, max: 4 }), persist: fc.boolean(), priority }),
+          fc.record({ op: fc.constant('watch' as const), fd: fc.integer({ min: 0, max: FDS - 1 }), interest: fc.constantFrom(READ, WRITE, READ | WRITE), priority }),
+          fc.record({ op: fc.constant('release' as const), pick: fc.nat() }),
+          fc.record({ op: fc.constant('priority' as const), pick: fc.nat(), priority }),
+          fc.record({ op: fc.constant('collect' as const), advance: fc.integer({ min: 0, max: 3 }), reports: fc.uniqueArray(report, { selector: (r) => r.fd, maxLength: FDS }) }),
+        ),
+        { maxLength: 120, size: 'max' },
+      ),
+      (ops) => {
+        // The same operations on two cores: `plain` never hears of a priority.
+        const ordered = debugCore();
+        const plain = debugCore();
+        const priorities = new Map<number, number>(); // live slot -> its priority
+        const gens = new Map<number, number>();
+        let now = 0;
+        const both = <T>(f: (core: Core) => T): T => {
+          const a = f(ordered);
+          assert.equal(f(plain), a, 'the cores agree');
+          return a;
+        };
+        for (const o of ops) {
+          if (o.op === 'timer' || o.op === 'watch') {
+            const slot = o.op === 'timer' ? both((c) => c.timerAdd(now, o.ms, o.persist ? PERSIST : 0)) : both((c) => c.watch(o.fd, o.interest));
+            if (o.op === 'watch') gens.set(o.fd, ordered.lastOpGen());
+            assert.is(ordered.setPriority(slot, o.priority), 1);
+            priorities.set(slot, o.priority);
+          } else if (o.op === 'release' || o.op === 'priority') {
+            if (priorities.size === 0) continue;
+            const slot = [...priorities.keys()][o.pick % priorities.size];
+            if (o.op === 'priority') {
+              assert.is(ordered.setPriority(slot, o.priority), 1);
+              priorities.set(slot, o.priority);
+            } else {
+              both((c) => c.release(slot, 1));
+              priorities.delete(slot);
+              assert.is(ordered.setPriority(slot, 2), 0, 'a released slot takes no priority');
+            }
+          } else {
+            now += o.advance;
+            const records: [number, number, number][] = o.reports.map((r) => [r.fd, gens.get(r.fd) ?? 0, r.revents]);
+            const n = both((c) => { putRecords(c, records); return c.collect(now, records.length); });
+            const got = entries(ordered, n);
+            const level = ([slot]: [number, number]) => priorities.get(slot) ?? NaN;
+            const expected = entries(plain, n).map((e, i) => ({ e, i })).sort((a, b) => level(b.e) - level(a.e) || a.i - b.i).map(({ e }) => e);
+            assert.equal(got, expected);
+            for (const [slot, which] of got) if (which & RETIRED) priorities.delete(slot);
+          }
+        }
+      },
+    ),
+    { numRuns: 300 },
+  );
+});
+
 /** The export names of a build of the core, sorted: an instance's exports object has one property each. */
 function exportNames(core: object): string[] {
   return Object.keys(core).sort();
@@ -540,7 +605,7 @@ function exportNames(core: object): string[] {
 
 // What src/ calls (src/core.ts CoreExports), and what only tests and benchmarks do (DebugCoreExports).
 const RELEASE_EXPORTS = [
-  '_initialize', 'collect', 'growReady', 'lastOpGen', 'lastOpInterest', 'lastOpKind', 'memory', 'release', 'sharedPtr',
+  '_initialize', 'collect', 'growReady', 'lastOpGen', 'lastOpInterest', 'lastOpKind', 'memory', 'release', 'setPriority', 'sharedPtr',
   'timerAdd', 'timerReschedule', 'watch',
 ];
 const DEBUG_ONLY_EXPORTS = ['dispatchPtr', 'nextTimeout', 'pendingCount', 'readyCapacity', 'readyPtr', 'setBulkMin', 'setNextSequence', 'timerCount'];
