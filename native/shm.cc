@@ -95,8 +95,8 @@ Napi::Value Map(const Napi::CallbackInfo& info) {
   const size_t length = static_cast<size_t>(bytes);
   void* data = mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (data == MAP_FAILED) return Napi::Number::New(env, -errno);
-  // The region now owns the fd: close-on-exec again, which the spawn that handed it to this
-  // process cleared (a grandchild gets it only if it is handed down again, on purpose).
+  // The region now owns the fd: close-on-exec, whoever handed it down (the dup2 of a spawn
+  // clears the flag; Node sets it again at start-up, other programs need not).
   fcntl(fd, F_SETFD, FD_CLOEXEC);
   napi_value buffer;
   if (napi_create_external_arraybuffer(env, data, length, Unmapped, reinterpret_cast<void*>(length), &buffer) != napi_ok) {

@@ -80,7 +80,7 @@ export class SharedRegion {
   /**
    * The region whose fd this process holds as `fd` (a child: the number it was handed down as
    * in spawn's `stdio`), mapped. The region takes the fd over: close() closes it, and it is
-   * made close-on-exec again (the spawn that handed it down cleared that flag). Throws
+   * made close-on-exec (so a grandchild gets it only if it is handed down again). Throws
    * ERR_EVPOLL_INVALID_ARG for an fd that is not a region (not a memfd sealed against
    * shrinking: a file that could shrink under the mapping would crash this process with
    * SIGBUS), a SystemError for one that is not open (EBADF).
