@@ -5,7 +5,7 @@
 //
 // shmCreate(bytes, name) -> fd | -errno
 // shmSize(fd) -> bytes | -errno (-EINVAL: not a region, i.e. not a memfd sealed against shrinking)
-// shmMap(fd, bytes) -> ArrayBuffer | -errno
+// shmMap(fd, bytes) -> ArrayBuffer | -errno (-EINVAL: more bytes than the file holds)
 // shmUnmap(buffer): detaches a mapping's ArrayBuffer (its finalizer then unmaps it)
 #include <napi.h>
 
@@ -93,6 +93,11 @@ Napi::Value Map(const Napi::CallbackInfo& info) {
     return Napi::Value();
   }
   const size_t length = static_cast<size_t>(bytes);
+  // Pages wholly past the file's end raise SIGBUS when touched: never map more than it holds
+  // (the JS layer passes shmSize's answer; this keeps any other caller from crashing Node).
+  struct stat st;
+  if (fstat(fd, &st) < 0) return Napi::Number::New(env, -errno);
+  if (static_cast<double>(st.st_size) < bytes) return Napi::Number::New(env, -EINVAL);
   void* data = mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (data == MAP_FAILED) return Napi::Number::New(env, -errno);
   // The region now owns the fd: close-on-exec, whoever handed it down (the dup2 of a spawn
