@@ -45,7 +45,7 @@ export interface SharedRegionOptions {
 export class SharedRegion {
   readonly byteLength: number;
   #fd: number;
-  #buffer: ArrayBuffer;
+  readonly #buffer: ArrayBuffer;
 
   private constructor(fd: number, byteLength: number, buffer: ArrayBuffer) {
     this.#fd = fd;
