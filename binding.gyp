@@ -9,6 +9,7 @@
       "sources": [
         "native/addon.cc",
         "native/fdops.cc",
+        "native/shm.cc",
         "native/signals.cc",
         "native/integrate.cc",
         "native/epoll.c",

@@ -17,6 +17,7 @@
 
 #include "backend.h"
 #include "fdops.h"
+#include "shm.h"
 #include "signals.h"
 #include "integrate.h"
 
@@ -461,6 +462,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("FD_SETSIZE", Napi::Number::New(env, FD_SETSIZE));
   exports.Set("Backend", Backend::Define(env));
   RegisterFdOps(env, exports);
+  RegisterShm(env, exports);
   RegisterSignals(env, exports);
   return exports;
 }
