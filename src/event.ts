@@ -1,5 +1,5 @@
 import { EventLoop } from './loop.js';
-import { EV, FD_EVENT_FLAGS, TIMER_FLAGS } from './flags.js';
+import { FD_EVENT_FLAGS, FD_READINESS, TIMER_FLAGS } from './flags.js';
 import { invalidArg } from './errors.js';
 
 function isNonNegativeInteger(n: unknown): n is number {
@@ -17,14 +17,14 @@ function checkArgs(loop: unknown, fd: unknown, flags: unknown, callback: unknown
   } else {
     if (!isNonNegativeInteger(fd)) throw invalidArg(`fd must be an integer >= 0, got ${String(fd)}`);
     if (!isNonNegativeInteger(flags) || (flags & ~FD_EVENT_FLAGS) !== 0) {
-      throw invalidArg(`flags ${String(flags)} has bits an fd event cannot ask for (allowed: READ, WRITE, PERSIST, EDGE, EXCLUSIVE)`);
+      throw invalidArg(`flags ${String(flags)} has bits an fd event cannot ask for (allowed: READ, WRITE, PRI, PERSIST, EDGE, EXCLUSIVE)`);
     }
-    if ((flags & (EV.READ | EV.WRITE)) === 0) throw invalidArg('an fd event needs EV.READ or EV.WRITE');
+    if ((flags & FD_READINESS) === 0) throw invalidArg('an fd event needs EV.READ, EV.WRITE or EV.PRI');
   }
   if (typeof callback !== 'function') throw invalidArg('callback must be a function');
 }
 
-/** `which`: EV.TIMEOUT for a timer; for an fd event, the ready subset of its READ|WRITE, plus EV.ERROR if the fd became invalid. */
+/** `which`: EV.TIMEOUT for a timer; for an fd event, the ready subset of its READ|WRITE|PRI, plus EV.ERROR if the fd became invalid. */
 export type EventCallback<A = any> = (ev: Event<A>, which: number, arg: A) => void;
 
 /**
