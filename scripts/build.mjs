@@ -102,8 +102,8 @@ function buildWasm() {
   }
 }
 
-// Public entry points: `evpoll` and `evpoll/net`.
-const entries = ['index', 'net'];
+// Public entry points: `evpoll`, `evpoll/net` and `evpoll/epoll`.
+const entries = ['index', 'net', 'epoll'];
 
 /**
  * One CommonJS bundle, dist/evpoll.cjs, holds the whole library; each entry point, required or
