@@ -4,6 +4,7 @@
 // is shown by a later callback of a sentinel fd on the same Epoll.
 import { test } from './harness.js';
 import * as assert from 'uvu/assert';
+import { closeSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Epoll, type EpollCallback } from '../src/epoll.js';
@@ -181,6 +182,11 @@ test('errors: EEXIST, ENOENT, EBADF as SystemErrors; bad arguments and use after
   throwsCode(() => poller.add(gone, EPOLLIN), 'EBADF');
   throwsCode(() => poller.add(gone, EPOLLERR), 'EBADF'); // nothing to watch, but still checked
   throwsCode(() => poller.remove(gone), 'ENOENT');
+  // A regular file: epoll cannot poll it (EPERM); poll and select take it, always ready.
+  const file = openSync(join(packageRoot, 'package.json'), 'r');
+  onCleanup(() => closeSync(file));
+  if (MECHANISM === 'epoll') throwsCode(() => poller.add(file, EPOLLIN), 'EPERM');
+  else poller.add(file, EPOLLIN).remove(file);
   const bad: [string, () => unknown][] = [
     ["fd '3'", () => poller.add('3' as unknown as number, EPOLLIN)],
     ['fd -1', () => poller.add(-1, EPOLLIN)],

@@ -1,7 +1,7 @@
 // evpoll as a user gets it: `npm pack`, then `npm install <tarball>` into an empty project with a
 // fresh HOME (no npmrc of this machine, no npm_config_* inherited) and no compiler on PATH; the
 // README's quick start in ESM and CommonJS, in the main thread and a worker; one copy of each
-// class across evpoll and evpoll/net, import and require; the types under each TypeScript
+// class across evpoll, evpoll/net and evpoll/epoll, import and require; the types under each TypeScript
 // resolution and the oldest TypeScript supported; @arethetypeswrong/cli and publint on the
 // tarball; and the compile fallback, with and without a toolchain. A file missing from the
 // package fails here. It is about the package, not a backend, so it runs in one suite only.
@@ -145,41 +145,48 @@ async function node(w: Work, dir: string, file: string): Promise<string[]> {
   return r.stdout.trim().split('\n');
 }
 
-// Prints whether `evpoll` and `evpoll/net`, imported and required, share their classes, what
-// each gives for EAGAIN, and which addon file the process loaded.
+// Prints whether `evpoll`, `evpoll/net` and `evpoll/epoll`, imported and required, share their
+// classes, what each gives for EAGAIN, and which addon file the process loaded.
 const CLASSES_CHECK = `
 const net = [esmNet, cjsNet].map((n) => { try { n.read(-1, new Uint8Array(1)); } catch (e) { return e; } });
 const loops = [esm, cjs].map((m) => { try { new m.EventLoop({ mechanism: 'nope' }); } catch (e) { return e; } });
+const epolls = [esmEpoll, cjsEpoll].map((m) => { try { new m.Epoll('not a callback'); } catch (e) { return e; } });
 const addon = require('node:fs').readFileSync('/proc/self/maps', 'utf8').match(/\\/node_modules\\/evpoll\\/\\S+\\.node/)?.[0];
 console.log(JSON.stringify({
   sameEvpollError: esm.EvpollError === cjs.EvpollError,
   sameEventLoop: esm.EventLoop === cjs.EventLoop,
   sameFixedBuffer: esmNet.FixedBuffer === cjsNet.FixedBuffer,
+  sameEpoll: esmEpoll.Epoll === cjsEpoll.Epoll,
   EAGAIN: [esmNet.EAGAIN, cjsNet.EAGAIN],
-  netErrors: [...net, ...loops].map((e) => e instanceof esm.EvpollError && e instanceof cjs.EvpollError && e.code),
+  netErrors: [...net, ...loops, ...epolls].map((e) => e instanceof esm.EvpollError && e instanceof cjs.EvpollError && e.code),
   addon,
 }));
 `;
 const CLASSES_MJS = `import * as esm from 'evpoll';
 import * as esmNet from 'evpoll/net';
+import * as esmEpoll from 'evpoll/epoll';
 import { createRequire } from 'node:module';
 const require = createRequire(import.meta.url);
 const cjs = require('evpoll');
 const cjsNet = require('evpoll/net');
+const cjsEpoll = require('evpoll/epoll');
 ${CLASSES_CHECK}`;
 const CLASSES_CJS = `(async () => {
 const cjs = require('evpoll');
 const cjsNet = require('evpoll/net');
+const cjsEpoll = require('evpoll/epoll');
 const esm = await import('evpoll');
 const esmNet = await import('evpoll/net');
+const esmEpoll = await import('evpoll/epoll');
 ${CLASSES_CHECK}
 })();`;
 const CLASSES_EXPECTED = {
   sameEvpollError: true,
   sameEventLoop: true,
   sameFixedBuffer: true,
+  sameEpoll: true,
   EAGAIN: [-11, -11],
-  netErrors: ['ERR_EVPOLL_INVALID_ARG', 'ERR_EVPOLL_INVALID_ARG', 'ERR_EVPOLL_UNKNOWN_MECHANISM', 'ERR_EVPOLL_UNKNOWN_MECHANISM'],
+  netErrors: ['ERR_EVPOLL_INVALID_ARG', 'ERR_EVPOLL_INVALID_ARG', 'ERR_EVPOLL_UNKNOWN_MECHANISM', 'ERR_EVPOLL_UNKNOWN_MECHANISM', 'ERR_EVPOLL_INVALID_ARG', 'ERR_EVPOLL_INVALID_ARG'],
 };
 
 async function classes(w: Work, dir: string): Promise<{ mjs: Record<string, unknown>; cjs: Record<string, unknown> }> {
@@ -196,7 +203,10 @@ async function classes(w: Work, dir: string): Promise<{ mjs: Record<string, unkn
 // directive, which fails if the types are missing (an `any` would let it through).
 const TYPES_MTS = `import { EventLoop, EV, EvpollError, signalNames, type EventLoopOptions } from 'evpoll';
 import { pipe, read, FixedBuffer, EAGAIN } from 'evpoll/net';
+import { Epoll, type EpollCallback } from 'evpoll/epoll';
 const options: EventLoopOptions = { mechanism: 'epoll' };
+const onEvents: EpollCallback = (err, fd, events) => { const e: Error | null = err; const n: number = fd + events; };
+export const poller: Epoll = new Epoll(onEvents).add(0, Epoll.EPOLLPRI | Epoll.EPOLLONESHOT);
 const loop: EventLoop = new EventLoop(options);
 loop.timer(EV.PERSIST, (_ev, _which, arg) => { const n: number = arg.n; }, { n: 1 });
 const [r]: [number, number] = pipe();
@@ -209,7 +219,9 @@ export const bad: string = EV.READ;
 `;
 const TYPES_CTS = `import evpoll = require('evpoll');
 import net = require('evpoll/net');
+import epoll = require('evpoll/epoll');
 import { EventLoop, type Event } from 'evpoll';
+export const poller: epoll.Epoll = new epoll.Epoll((_err, fd, events) => { const n: number = fd + events; }).modify(0, epoll.Epoll.EPOLLIN);
 const loop: EventLoop = new evpoll.EventLoop({ mechanism: 'epoll' });
 const ev: Event<{ n: number }> = loop.timer(evpoll.EV.PERSIST, (_ev, _which, arg) => { const n: number = arg.n; }, { n: 1 });
 const [r]: [number, number] = net.pipe();
@@ -221,7 +233,9 @@ export const bad: string = evpoll.EV.READ;
 `;
 const TYPES_TS = `import { EventLoop, EV } from 'evpoll';
 import { pipe, read, EAGAIN } from 'evpoll/net';
+import { Epoll } from 'evpoll/epoll';
 const loop: EventLoop = new EventLoop();
+export const closed: boolean = new Epoll(() => {}).closed;
 const [r]: [number, number] = pipe();
 export const n: number = read(r, new Uint8Array(8)) + EV.READ + (loop.closed ? 1 : 0);
 // @ts-expect-error: flags are numbers
@@ -254,10 +268,10 @@ if (MECHANISM === 'epoll' && MODE === 'run') {
     w.tarball = join(dir, pack.filename);
     const files = pack.files.map((f) => f.path).sort();
     say(`${pack.filename}, ${files.length} files, ${(pack.size / 1024).toFixed(1)} KiB packed, ${(pack.unpackedSize / 1024).toFixed(1)} KiB unpacked (npm pack ${r.seconds.toFixed(1)} s)`);
-    const shipped = /^(LICENSE|README\.md|package\.json|binding\.gyp|net\.d\.ts|scripts\/install\.mjs|native\/[^/]+\.(c|cc|h)|dist\/(core\.wasm|evpoll\.cjs|(index|net)\.(js|cjs))|dist\/types\/[a-z]+\.d\.c?ts|prebuilds\/linux-x64\/evpoll\.glibc\.node)$/;
+    const shipped = /^(LICENSE|README\.md|package\.json|binding\.gyp|(net|epoll)\.d\.ts|scripts\/install\.mjs|native\/[^/]+\.(c|cc|h)|dist\/(core\.wasm|evpoll\.cjs|(index|net|epoll)\.(js|cjs))|dist\/types\/[a-z]+\.d\.c?ts|prebuilds\/linux-x64\/evpoll\.glibc\.node)$/;
     assert.equal(files.filter((f) => !shipped.test(f)), [], 'files that should not be shipped');
     assert.not.ok(files.includes('dist/core-debug.wasm'), 'the debug core (tests and benchmarks) is not shipped');
-    for (const f of ['LICENSE', 'dist/evpoll.cjs', 'dist/core.wasm', 'dist/types/index.d.cts', 'prebuilds/linux-x64/evpoll.glibc.node', 'native/addon.cc', 'binding.gyp', 'scripts/install.mjs']) {
+    for (const f of ['LICENSE', 'dist/evpoll.cjs', 'dist/core.wasm', 'dist/types/index.d.cts', 'dist/epoll.js', 'dist/epoll.cjs', 'dist/types/epoll.d.cts', 'epoll.d.ts', 'prebuilds/linux-x64/evpoll.glibc.node', 'native/addon.cc', 'binding.gyp', 'scripts/install.mjs']) {
       assert.ok(files.includes(f), `${f} is in the tarball`);
     }
   });
@@ -289,7 +303,7 @@ if (MECHANISM === 'epoll' && MODE === 'run') {
     }
   });
 
-  test('one copy of each class: instanceof EvpollError holds across evpoll and evpoll/net, import and require', async () => {
+  test('one copy of each class: instanceof EvpollError holds across evpoll, evpoll/net and evpoll/epoll, import and require', async () => {
     const w = ready();
     const { mjs, cjs } = await classes(w, w.app);
     const addon = '/node_modules/evpoll/prebuilds/linux-x64/evpoll.glibc.node';
