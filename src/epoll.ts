@@ -94,11 +94,13 @@ export class Epoll {
     const watch = this.#watches.get(fd);
     if (watch === undefined) throw systemError(-constants.errno.ENOENT, 'epoll_ctl');
     const old = watch.ev;
+    const before = watch.events;
     watch.events = bits;
     try {
       // The new Event before the old one goes: a refusal (the fd was closed) leaves the old one.
       watch.ev = this.#arm(watch);
     } catch (err) {
+      watch.events = before;
       watch.ev = old;
       throw err;
     }

@@ -182,6 +182,12 @@ test('errors: EEXIST, ENOENT, EBADF as SystemErrors; bad arguments and use after
   throwsCode(() => poller.add(gone, EPOLLIN), 'EBADF');
   throwsCode(() => poller.add(gone, EPOLLERR), 'EBADF'); // nothing to watch, but still checked
   throwsCode(() => poller.remove(gone), 'ENOENT');
+  // A modify() the backend refuses (the fd was closed) leaves the fd as it was: still added.
+  const [shut] = pipe();
+  poller.add(shut, EPOLLIN);
+  close(shut);
+  throwsCode(() => poller.modify(shut, EPOLLIN | EPOLLOUT), 'EBADF');
+  poller.remove(shut);
   // A regular file: epoll cannot poll it (EPERM); poll and select take it, always ready.
   const file = openSync(join(packageRoot, 'package.json'), 'r');
   onCleanup(() => closeSync(file));
