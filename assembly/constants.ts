@@ -9,6 +9,8 @@ export const EV_WRITE: i32 = 16;
 export const EV_ERROR: i32 = 32;
 /** Interest only: ask epoll for EPOLLEXCLUSIVE (a listening fd shared by worker processes). */
 export const EV_EXCLUSIVE: i32 = 128;
+/** Urgent data or an exceptional condition (EPOLLPRI, POLLPRI, select's except set). */
+export const EV_PRI: i32 = 256;
 
 /** Bits a backend writes into a ready record's revents. */
 export const REV_READ: i32 = 2;
@@ -17,8 +19,12 @@ export const REV_WRITE: i32 = 16;
 export const REV_INVALID: i32 = 32;
 /** Error or hang-up (EPOLLERR/EPOLLHUP, POLLERR/POLLHUP): readiness for whatever is watched. */
 export const REV_HUP: i32 = 64;
+/** The kernel reported urgent data or an exceptional condition (EPOLLPRI, POLLPRI, except set). */
+export const REV_PRI: i32 = 256;
 
+// A REV bit of the same name as an EV bit has its value, so that revents & RWP is already `which`.
 export const RW: i32 = EV_READ | EV_WRITE;
+export const RWP: i32 = EV_READ | EV_WRITE | EV_PRI;
 
 /** Registration changes the JS side must make in the backend after watch()/release(). */
 export const OP_NONE: i32 = 0;

@@ -14,7 +14,7 @@
 // there rather than repeating this rule.
 
 import { regrow, grownCapacity } from './region';
-import { EV_TIMEOUT, EV_ERROR, EV_PERSIST, RW, REV_HUP, REV_INVALID } from './constants';
+import { EV_TIMEOUT, EV_ERROR, EV_PERSIST, EV_PRI, RW, RWP, REV_HUP, REV_INVALID, REV_PRI } from './constants';
 import { ENTRY, ENTRY_RETIRED, SHARED, publishDispatchList, publishReadyArea } from './shared';
 import { prioritized, recycleRetired, retireRecord, slotRecord, slotInterest, slotNext, slotPriority, STATE } from './slots';
 import { fdCapacity, fdGen, fdHead, forgetFd } from './fds';
@@ -82,14 +82,20 @@ export function collect(now: f64, count: i32): i32 {
     if (revents & REV_INVALID) {
       // Every watcher gets ERROR, so each has an entry, and forgetFd() retires each one.
       for (let link = fdHead(fd); link != 0; link = slotNext(link - 1)) {
-        append(link - 1, (slotInterest(link - 1) & RW) | EV_ERROR | ENTRY_RETIRED);
+        append(link - 1, (slotInterest(link - 1) & RWP) | EV_ERROR | ENTRY_RETIRED);
       }
       forgetFd(fd);
       continue;
     }
-    const mask = revents & REV_HUP ? RW : revents & RW;
+    // Error or hang-up is readiness for the watched READ/WRITE (the read or write then meets
+    // it); PRI only when the kernel said PRI, except for a watcher of PRI alone, which gets PRI:
+    // left untold, a level-triggered HUP would wake every wait with nothing to run.
+    const hup = revents & REV_HUP;
+    const mask = hup ? RW | (revents & REV_PRI) : revents & RWP;
     for (let link = fdHead(fd); link != 0; link = slotNext(link - 1)) {
-      const which = mask & slotInterest(link - 1);
+      const interest = slotInterest(link - 1);
+      let which = mask & interest;
+      if (which == 0 && hup) which = interest & EV_PRI;
       if (which != 0) append(link - 1, which);
     }
   }

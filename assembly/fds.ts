@@ -8,13 +8,13 @@
 //   the number reused within one batch) is recognised and dropped: libev's trick.
 // - Watchers of one fd are kept in the order they were added; each receives only its own
 //   interest.
-// - The backend interest (UNION) is READ/WRITE of any watcher; EDGE only if every watcher asked
+// - The backend interest (UNION) is READ/WRITE/PRI of any watcher; EDGE only if every watcher asked
 //   for it (a level-triggered watcher must not miss readiness because another wants edges);
 //   EXCLUSIVE if any asked. watch() updates it from the new watcher alone; unwatchRecord() walks
 //   the remaining watchers (unionOf).
 
 import { regrow, grownCapacity } from './region';
-import { EV_EDGE, EV_EXCLUSIVE, RW, OP_NONE, OP_ADD, OP_MODIFY, OP_REMOVE } from './constants';
+import { EV_EDGE, EV_EXCLUSIVE, RWP, OP_NONE, OP_ADD, OP_MODIFY, OP_REMOVE } from './constants';
 import {
   allocSlot, retireSlot, retireRecord, slotRecord, KIND_FD, slotInterest, slotNext, setSlotNext, NEXT, FD,
 } from './slots';
@@ -44,14 +44,14 @@ export function fdCapacity(): i32 { return capacity; }
 @inline export function fdGen(fd: i32): u32 { return load<u32>(at(fd) + GEN); }
 
 function unionOf(fd: i32): i32 {
-  let rw = 0, allEdge = EV_EDGE, exclusive = 0;
+  let rwp = 0, allEdge = EV_EDGE, exclusive = 0;
   for (let link = fdHead(fd); link != 0; link = slotNext(link - 1)) {
     const interest = slotInterest(link - 1);
-    rw |= interest & RW;
+    rwp |= interest & RWP;
     allEdge &= interest;
     exclusive |= interest & EV_EXCLUSIVE;
   }
-  return rw | allEdge | exclusive;
+  return rwp | allEdge | exclusive;
 }
 
 function setOp(kind: i32, fd: i32): void {
@@ -83,8 +83,8 @@ export function watch(fd: i32, interest: i32): i32 {
   // unionOf() with one more watcher, without walking the list (or reading slots just written).
   const before = load<i32>(rec + UNION);
   const after = tail == 0
-    ? interest & (RW | EV_EDGE | EV_EXCLUSIVE)
-    : ((before | interest) & (RW | EV_EXCLUSIVE)) | (before & interest & EV_EDGE);
+    ? interest & (RWP | EV_EDGE | EV_EXCLUSIVE)
+    : ((before | interest) & (RWP | EV_EXCLUSIVE)) | (before & interest & EV_EDGE);
   store<i32>(rec + UNION, after);
   setOp(tail == 0 ? OP_ADD : (after != before ? OP_MODIFY : OP_NONE), fd);
   return slot;

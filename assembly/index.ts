@@ -7,7 +7,7 @@
 
 import { EV_PERSIST, EV_TIMEOUT } from './constants';
 import {
-  allocSlot, slotExists, slotRecord, slotHeapPos, STATE, KIND_TIMER, KIND_FD, KIND_FREE, setSlotFrequency, retireRecord,
+  allocSlot, slotExists, slotRecord, slotHeapPos, STATE, KIND_SHIFT, KIND_TIMER, KIND_FD, KIND_FREE, setSlotFrequency, retireRecord,
   recycleRetired, setSlotPriority,
 } from './slots';
 import { schedule, unscheduleAt } from './timers';
@@ -21,7 +21,7 @@ export { collect, growReady, sharedPtr } from './dispatch';
  * Returns 0, changing nothing, if the slot is not live (collect() released it).
  */
 export function setPriority(slot: i32, priority: i32): i32 {
-  if (!slotExists(slot) || load<i32>(slotRecord(slot) + STATE) >> 8 == KIND_FREE) return 0;
+  if (!slotExists(slot) || load<i32>(slotRecord(slot) + STATE) >> KIND_SHIFT == KIND_FREE) return 0;
   setSlotPriority(slot, priority);
   return 1;
 }
@@ -47,7 +47,7 @@ export function timerReschedule(slot: i32, now: f64, frequency: f64): i32 {
   if (!slotExists(slot)) return 0;
   const record = slotRecord(slot);
   const state = load<i32>(record + STATE);
-  if (state >> 8 != KIND_TIMER) return 0;
+  if (state >> KIND_SHIFT != KIND_TIMER) return 0;
   if (state & EV_PERSIST) setSlotFrequency(slot, frequency);
   unscheduleAt(slotHeapPos(slot));
   schedule(slot, now, frequency);
@@ -67,7 +67,7 @@ export function timerReschedule(slot: i32, now: f64, frequency: f64): i32 {
 export function release(slot: i32, walked: i32): i32 {
   if (!slotExists(slot)) return 0;
   const record = slotRecord(slot);
-  const kind = load<i32>(record + STATE) >> 8;
+  const kind = load<i32>(record + STATE) >> KIND_SHIFT;
   if (kind == KIND_FREE) return 0;
   if (kind == KIND_FD) {
     unwatchRecord(slot, record);

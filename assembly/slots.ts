@@ -12,8 +12,8 @@
 // - Links (an fd's watcher list) store slot + 1, so 0 means "none".
 // - The live slot count is kept in the shared words (shared.ts), where JS reads it.
 //
-// Storage: per slot a 16-byte record — STATE (kind << 8 | interest), NEXT and FD for an fd
-// event, and PRIORITY: what an fd operation touches is in one cache line — and, in arrays of their own,
+// Storage: per slot a 16-byte record — STATE (kind << KIND_SHIFT | interest), NEXT and FD for
+// an fd event, and PRIORITY: what an fd operation touches is in one cache line — and, in arrays of their own,
 // HEAP_POS (i32, timers: a heap sift writes the positions of the entries it moves, 16 to a
 // cache line; a timer's deadline and sequence live in its heap entry, timers.ts) and FREQUENCY
 // (f64, PERSIST timers only): 28 bytes a slot. Slots are in chunks of C slots found through a
@@ -37,9 +37,12 @@ import { publishLiveCount } from './shared';
 export const KIND_FREE: i32 = 0;
 export const KIND_FD: i32 = 1;
 export const KIND_TIMER: i32 = 2;
+/** STATE holds kind << KIND_SHIFT | interest: the interest bits (EV_*, up to EV_PRI) are below it. */
+export const KIND_SHIFT: i32 = 16;
+const INTEREST_MASK: i32 = (1 << KIND_SHIFT) - 1;
 
 // The record (bytes): see slotRecord().
-export const STATE: usize = 0; // i32 kind << 8 | interest (fd: READ|WRITE|EDGE|EXCLUSIVE; timer: PERSIST|TIMEOUT)
+export const STATE: usize = 0; // i32 kind << KIND_SHIFT | interest (fd: READ|WRITE|PRI|EDGE|EXCLUSIVE; timer: PERSIST|TIMEOUT)
 export const NEXT: usize = 4; // i32 fd: slot + 1 of the next watcher of the same fd
 export const FD: usize = 8; // i32 fd: the file descriptor
 export const PRIORITY: usize = 12; // i32 -2..2 (ev.priority), 0 unless setSlotPriority() said otherwise
@@ -135,7 +138,7 @@ function growSlots(): void {
     slot = used++;
   }
   const record = slotRecord(slot);
-  store<i32>(record + STATE, kind << 8 | interest);
+  store<i32>(record + STATE, kind << KIND_SHIFT | interest);
   store<i32>(record + PRIORITY, 0);
   publishLiveCount(++liveCount);
   return slot;
@@ -192,7 +195,7 @@ export function setSlotPriority(slot: i32, priority: i32): void {
 @inline export function slotPriority(slot: i32): i32 { return load<i32>(slotRecord(slot) + PRIORITY); }
 
 // @ts-ignore: decorator
-@inline export function slotInterest(slot: i32): i32 { return load<i32>(slotRecord(slot) + STATE) & 0xff; }
+@inline export function slotInterest(slot: i32): i32 { return load<i32>(slotRecord(slot) + STATE) & INTEREST_MASK; }
 // @ts-ignore: decorator
 @inline export function slotNext(slot: i32): i32 { return load<i32>(slotRecord(slot) + NEXT); }
 // @ts-ignore: decorator

@@ -27,12 +27,14 @@ extern "C" {
 #define EVP_WRITE 16
 #define EVP_EDGE 8
 #define EVP_EXCLUSIVE 128
+#define EVP_PRI 256 /* urgent data, exceptional conditions: EPOLLPRI, POLLPRI, select's except set */
 
-/* revents bits written into records. READ/WRITE only as the OS reported them. */
+/* revents bits written into records. READ/WRITE/PRI only as the OS reported them. */
 #define EVP_REV_READ 2
 #define EVP_REV_WRITE 16
 #define EVP_REV_INVALID 32 /* the fd itself is invalid; the backend has dropped it already */
 #define EVP_REV_HUP 64     /* error or hang-up; the core maps it to the watched interest */
+#define EVP_REV_PRI 256
 
 /*
  * One ready record: three little-endian 32-bit words (fd, gen, revents), 12 bytes, written

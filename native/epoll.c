@@ -60,8 +60,13 @@ static uint32_t epoll_events_of(int interest) {
   uint32_t ev = 0;
   if (interest & EVP_READ) ev |= EPOLLIN;
   if (interest & EVP_WRITE) ev |= EPOLLOUT;
+  if (interest & EVP_PRI) ev |= EPOLLPRI;
   if (interest & EVP_EDGE) ev |= EPOLLET;
-  if (interest & EVP_EXCLUSIVE) ev |= EPOLLEXCLUSIVE;
+  /*
+   * EPOLL_CTL_ADD refuses EPOLLEXCLUSIVE with any event bit but IN, OUT, ERR, HUP, WAKEUP and ET
+   * (EINVAL): with PRI the hint is dropped, as on backends without it.
+   */
+  if ((interest & EVP_EXCLUSIVE) && !(interest & EVP_PRI)) ev |= EPOLLEXCLUSIVE;
   return ev;
 }
 
@@ -126,6 +131,7 @@ static int epoll_wait_records(evp_backend *b, int timeout_ms, evp_record *out, i
     int revents = 0;
     if (ev & EPOLLIN) revents |= EVP_REV_READ;
     if (ev & EPOLLOUT) revents |= EVP_REV_WRITE;
+    if (ev & EPOLLPRI) revents |= EVP_REV_PRI;
     /* Reported even when not asked for; HUP alone, the core maps it to the interest. */
     if (ev & (EPOLLERR | EPOLLHUP)) revents |= EVP_REV_HUP;
     evp_put_record(&out[i], (int)(uint32_t)token, (uint32_t)(token >> 32), revents);

@@ -1,5 +1,5 @@
 // Thin fd helpers for evpoll/net and the tests: pipes, socketpairs, nonblocking listen/accept,
-// read/write/close, pidfds. Numbers in, numbers out: OS refusals are returned as -errno (EAGAIN too,
+// read/write/close, TCP urgent data, pidfds. Numbers in, numbers out: OS refusals are returned as -errno (EAGAIN too,
 // so a caller polling a nonblocking fd never pays for an exception); the JS layer decides.
 #include <napi.h>
 
@@ -221,6 +221,39 @@ napi_value Close(napi_env env, napi_callback_info info) {
   return RawInt32(env, r < 0 && errno != EINTR ? -errno : 0);
 }
 
+// TCP urgent (out-of-band) data: one byte a connection, which the peer's poll reports as
+// POLLPRI (EV.PRI) until it is read. Numbers only, as read/write.
+//
+// sendUrgent(fd, byte) -> 1 | -errno. MSG_NOSIGNAL: a peer that is gone answers EPIPE, here as
+// for a pipe, without raising SIGPIPE.
+napi_value SendUrgent(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  int fd = RawInt(env, argc, argv, 0, -1);
+  auto byte = static_cast<uint8_t>(RawInt(env, argc, argv, 1, 0));
+  ssize_t n;
+  do n = send(fd, &byte, 1, MSG_OOB | MSG_NOSIGNAL);
+  while (n < 0 && errno == EINTR);
+  return RawInt32(env, n < 0 ? -errno : static_cast<int32_t>(n));
+}
+
+// readUrgent(fd) -> the byte 0..255 | -errno. Linux answers EINVAL when no urgent byte is pending
+// (none sent, already read, or SO_OOBINLINE) and EAGAIN when the urgent mark has arrived but its
+// byte not yet; recv's 0 (the peer closed before the byte came: it never will) is ENOTCONN here,
+// since 0 is also a byte.
+napi_value ReadUrgent(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  int fd = RawInt(env, argc, argv, 0, -1);
+  uint8_t byte;
+  ssize_t n;
+  do n = recv(fd, &byte, 1, MSG_OOB);
+  while (n < 0 && errno == EINTR);
+  return RawInt32(env, n < 0 ? -errno : n == 0 ? -ENOTCONN : byte);
+}
+
 // listen(host, port, backlog, reusePort) -> fd | -errno. IPv4 or IPv6 literal host;
 // nonblocking, close-on-exec, SO_REUSEADDR (and SO_REUSEPORT on request).
 Napi::Value Listen(const Napi::CallbackInfo& info) {
@@ -338,7 +371,8 @@ void RegisterFdOps(Napi::Env env, Napi::Object exports) {
   exports.Set("socketpair", Napi::Function::New(env, SocketPair, "socketpair"));
   for (auto [name, fn] : {std::pair{"read", Read}, std::pair{"write", Write}, std::pair{"close", Close},
                           std::pair{"fixedBuffer", FixedBuffer}, std::pair{"fixedBytes", FixedBytes},
-                          std::pair{"fixedRead", FixedTransfer<false>}, std::pair{"fixedWrite", FixedTransfer<true>}}) {
+                          std::pair{"fixedRead", FixedTransfer<false>}, std::pair{"fixedWrite", FixedTransfer<true>},
+                          std::pair{"sendUrgent", SendUrgent}, std::pair{"readUrgent", ReadUrgent}}) {
     napi_value f;
     napi_create_function(env, name, NAPI_AUTO_LENGTH, fn, nullptr, &f);
     exports.Set(name, Napi::Value(env, f));

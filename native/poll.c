@@ -65,6 +65,7 @@ static short poll_events_of(int interest) {
   short ev = 0;
   if (interest & EVP_READ) ev |= POLLIN;
   if (interest & EVP_WRITE) ev |= POLLOUT;
+  if (interest & EVP_PRI) ev |= POLLPRI;
   return ev; /* EDGE and EXCLUSIVE have no poll equivalent */
 }
 
@@ -143,6 +144,7 @@ static int poll_revents_of(short ev) {
   int revents = 0;
   if (ev & POLLIN) revents |= EVP_REV_READ;
   if (ev & POLLOUT) revents |= EVP_REV_WRITE;
+  if (ev & POLLPRI) revents |= EVP_REV_PRI;
   if (ev & (POLLERR | POLLHUP)) revents |= EVP_REV_HUP;
   if (ev & POLLNVAL) revents |= EVP_REV_INVALID;
   return revents;

@@ -4,7 +4,8 @@
  * before touching a set or the per-fd arrays.
  *
  * select() cannot tell a hang-up from readiness (a hung-up fd is readable, and writable for a
- * socket), so this backend never reports HUP; and it has no edge-triggered mode.
+ * socket), so this backend never reports HUP; and it has no edge-triggered mode. PRI is the
+ * except set, which Linux fills from POLLPRI (urgent data).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -15,7 +16,7 @@
 #include "backend.h"
 
 struct evp_backend {
-  fd_set readfds, writefds;       /* interest; copied before each select() */
+  fd_set readfds, writefds, exceptfds; /* interest; copied before each select() */
   int max_fd;                     /* highest registered fd, -1 when none */
   int start;                      /* where the next scan of the result sets begins */
   unsigned char used[FD_SETSIZE]; /* 1 when the fd is registered (interest may be 0) */
@@ -33,6 +34,7 @@ static evp_backend *select_init(int max_fd, int *err) {
   }
   FD_ZERO(&b->readfds);
   FD_ZERO(&b->writefds);
+  FD_ZERO(&b->exceptfds);
   b->max_fd = -1;
   return b;
 }
@@ -43,6 +45,7 @@ static void select_clean(evp_backend *b) { free(b); }
 static void select_drop(evp_backend *b, int fd) {
   FD_CLR(fd, &b->readfds);
   FD_CLR(fd, &b->writefds);
+  FD_CLR(fd, &b->exceptfds);
   b->used[fd] = 0;
   while (b->max_fd >= 0 && !b->used[b->max_fd]) b->max_fd--;
 }
@@ -57,6 +60,8 @@ static int select_set(evp_backend *b, int fd, int interest, uint32_t gen) {
   else FD_CLR(fd, &b->readfds);
   if (interest & EVP_WRITE) FD_SET(fd, &b->writefds);
   else FD_CLR(fd, &b->writefds);
+  if (interest & EVP_PRI) FD_SET(fd, &b->exceptfds);
+  else FD_CLR(fd, &b->exceptfds);
   b->used[fd] = 1;
   b->gens[fd] = gen;
   if (fd > b->max_fd) b->max_fd = fd;
@@ -98,23 +103,34 @@ static int select_report_invalid(evp_backend *b, evp_record *out, int capacity) 
   return count;
 }
 
-static int select_revents_of(int fd, const fd_set *readfds, const fd_set *writefds) {
+/* The three result sets. */
+typedef struct select_sets {
+  fd_set readfds, writefds, exceptfds;
+} select_sets;
+
+static int select_revents_of(int fd, const select_sets *ready) {
   int revents = 0;
-  if (FD_ISSET(fd, readfds)) revents |= EVP_REV_READ;
-  if (FD_ISSET(fd, writefds)) revents |= EVP_REV_WRITE;
+  if (FD_ISSET(fd, &ready->readfds)) revents |= EVP_REV_READ;
+  if (FD_ISSET(fd, &ready->writefds)) revents |= EVP_REV_WRITE;
+  if (FD_ISSET(fd, &ready->exceptfds)) revents |= EVP_REV_PRI;
   return revents;
+}
+
+/* How many of select()'s count one record stands for: a bit in each set it is in. */
+static int select_bits_of(int revents) {
+  return (revents & EVP_REV_READ ? 1 : 0) + (revents & EVP_REV_WRITE ? 1 : 0) + (revents & EVP_REV_PRI ? 1 : 0);
 }
 
 static int select_wait(evp_backend *b, int timeout_ms, evp_record *out, int capacity) {
   if (capacity < 1) return -EINVAL;
-  fd_set readfds = b->readfds, writefds = b->writefds; /* select() overwrites its sets */
+  select_sets ready = {b->readfds, b->writefds, b->exceptfds}; /* select() overwrites its sets */
   struct timeval tv, *tvp = NULL;
   if (timeout_ms >= 0) {
     tv.tv_sec = timeout_ms / 1000;
     tv.tv_usec = (timeout_ms % 1000) * 1000;
     tvp = &tv;
   }
-  int n = select(b->max_fd + 1, &readfds, &writefds, NULL, tvp);
+  int n = select(b->max_fd + 1, &ready.readfds, &ready.writefds, &ready.exceptfds, tvp);
   if (n < 0) {
     if (errno == EINTR) return 0;
     if (errno == EBADF) return select_report_invalid(b, out, capacity);
@@ -122,7 +138,7 @@ static int select_wait(evp_backend *b, int timeout_ms, evp_record *out, int capa
   }
 
   /*
-   * n counts set bits over both sets; stop once all are found. As in poll.c, a scan capped by
+   * n counts set bits over the three sets; stop once all are found. As in poll.c, a scan capped by
    * `capacity` makes the next one start where it stopped, so that level-triggered fds past
    * the cap are not starved by the same low ones on every call.
    */
@@ -130,9 +146,9 @@ static int select_wait(evp_backend *b, int timeout_ms, evp_record *out, int capa
   int count = 0, k;
   for (k = 0; k < span && n > 0 && count < capacity; k++) {
     int fd = start + k < span ? start + k : start + k - span;
-    int revents = select_revents_of(fd, &readfds, &writefds);
+    int revents = select_revents_of(fd, &ready);
     if (revents == 0) continue;
-    n -= (revents & EVP_REV_READ ? 1 : 0) + (revents & EVP_REV_WRITE ? 1 : 0);
+    n -= select_bits_of(revents);
     evp_put_record(&out[count++], fd, b->gens[fd], revents);
   }
   b->start = n > 0 ? (start + k) % span : start;
@@ -146,7 +162,7 @@ static int select_pollable_fd(evp_backend *b) {
 
 /* The sets and per-fd arrays, of which only [0, max_fd] is copied. */
 struct evp_snapshot {
-  fd_set readfds, writefds;
+  fd_set readfds, writefds, exceptfds;
   int max_fd, wake_fd;
   unsigned char used[FD_SETSIZE];
   uint32_t gens[FD_SETSIZE];
@@ -165,6 +181,7 @@ static int select_snapshot(evp_backend *b, evp_snapshot **sp, int wake_fd) {
   }
   s->readfds = b->readfds;
   s->writefds = b->writefds;
+  s->exceptfds = b->exceptfds;
   s->max_fd = b->max_fd;
   s->wake_fd = wake_fd;
   memcpy(s->used, b->used, (size_t)(b->max_fd + 1) * sizeof *s->used);
@@ -174,28 +191,28 @@ static int select_snapshot(evp_backend *b, evp_snapshot **sp, int wake_fd) {
 
 static int select_snapshot_wait(evp_snapshot *s, evp_record *out, int capacity, int *woken) {
   *woken = 0;
-  fd_set readfds = s->readfds, writefds = s->writefds;
-  FD_SET(s->wake_fd, &readfds);
+  select_sets ready = {s->readfds, s->writefds, s->exceptfds};
+  FD_SET(s->wake_fd, &ready.readfds);
   int nfds = (s->max_fd > s->wake_fd ? s->max_fd : s->wake_fd) + 1;
-  int n = select(nfds, &readfds, &writefds, NULL, NULL);
+  int n = select(nfds, &ready.readfds, &ready.writefds, &ready.exceptfds, NULL);
   if (n < 0) {
     if (errno == EINTR) return 0;
     /* The live set is the caller's: report only, forget() drops them there. */
     if (errno == EBADF) return select_find_invalid(s->used, s->gens, s->max_fd, out, capacity);
     return -errno;
   }
-  if (FD_ISSET(s->wake_fd, &readfds)) {
+  if (FD_ISSET(s->wake_fd, &ready.readfds)) {
     *woken = 1;
     n--;
     /* Watched for reading only, so it counted once. */
-    FD_CLR(s->wake_fd, &readfds);
+    FD_CLR(s->wake_fd, &ready.readfds);
   }
   /* capacity covers every fd up to max_fd, so no rotation is needed: all ready ones fit. */
   int count = 0;
   for (int fd = 0; fd <= s->max_fd && n > 0 && count < capacity; fd++) {
-    int revents = select_revents_of(fd, &readfds, &writefds);
+    int revents = select_revents_of(fd, &ready);
     if (revents == 0) continue;
-    n -= (revents & EVP_REV_READ ? 1 : 0) + (revents & EVP_REV_WRITE ? 1 : 0);
+    n -= select_bits_of(revents);
     evp_put_record(&out[count++], fd, s->gens[fd], revents);
   }
   return count;

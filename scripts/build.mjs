@@ -102,8 +102,8 @@ function buildWasm() {
   }
 }
 
-// Public entry points: `evpoll`, `evpoll/net` and `evpoll/shm`.
-const entries = ['index', 'net', 'shm'];
+// Public entry points: `evpoll`, `evpoll/net`, `evpoll/shm` and `evpoll/epoll`.
+const entries = ['index', 'net', 'shm', 'epoll'];
 
 /**
  * One CommonJS bundle, dist/evpoll.cjs, holds the whole library; each entry point, required or

@@ -18,6 +18,7 @@ export const debugging: boolean = debug.enabled;
 const INTEREST_NAMES: [number, string][] = [
   [EV.READ, 'READ'],
   [EV.WRITE, 'WRITE'],
+  [EV.PRI, 'PRI'],
   [EV.EDGE, 'EDGE'],
   [EV.EXCLUSIVE, 'EXCLUSIVE'],
 ];

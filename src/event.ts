@@ -1,11 +1,11 @@
 import { EventLoop } from './loop.js';
-import { EV, FD_EVENT_FLAGS, TIMER_FLAGS } from './flags.js';
+import { EV, FD_EVENT_FLAGS, FD_READINESS, TIMER_FLAGS } from './flags.js';
 import { invalidArg } from './errors.js';
 
 /** Bits a callback can be handed in `which`, and so what activate() accepts. */
-const DELIVERED = EV.TIMEOUT | EV.READ | EV.WRITE | EV.ERROR;
+const DELIVERED = EV.TIMEOUT | EV.READ | EV.WRITE | EV.PRI | EV.ERROR;
 /** Interest bits of an fd event's flags that are also delivered (activate()'s default). */
-const INTEREST_DELIVERED = EV.READ | EV.WRITE;
+const INTEREST_DELIVERED = FD_READINESS;
 
 function isNonNegativeInteger(n: unknown): n is number {
   return typeof n === 'number' && Number.isInteger(n) && n >= 0;
@@ -22,14 +22,14 @@ function checkArgs(loop: unknown, fd: unknown, flags: unknown, callback: unknown
   } else {
     if (!isNonNegativeInteger(fd)) throw invalidArg(`fd must be an integer >= 0, got ${String(fd)}`);
     if (!isNonNegativeInteger(flags) || (flags & ~FD_EVENT_FLAGS) !== 0) {
-      throw invalidArg(`flags ${String(flags)} has bits an fd event cannot ask for (allowed: READ, WRITE, PERSIST, EDGE, EXCLUSIVE)`);
+      throw invalidArg(`flags ${String(flags)} has bits an fd event cannot ask for (allowed: READ, WRITE, PRI, PERSIST, EDGE, EXCLUSIVE)`);
     }
-    if ((flags & (EV.READ | EV.WRITE)) === 0) throw invalidArg('an fd event needs EV.READ or EV.WRITE');
+    if ((flags & FD_READINESS) === 0) throw invalidArg('an fd event needs EV.READ, EV.WRITE or EV.PRI');
   }
   if (typeof callback !== 'function') throw invalidArg('callback must be a function');
 }
 
-/** `which`: EV.TIMEOUT for a timer; for an fd event, the ready subset of its READ|WRITE, plus EV.ERROR if the fd became invalid. */
+/** `which`: EV.TIMEOUT for a timer; for an fd event, the ready subset of its READ|WRITE|PRI, plus EV.ERROR if the fd became invalid. */
 export type EventCallback<A = any> = (ev: Event<A>, which: number, arg: A) => void;
 
 /**
@@ -100,7 +100,7 @@ export class Event<A = any> {
 
   /**
    * Posts the event (libev's ev_feed_event, libevent's event_active, nginx's ngx_post_event): its
-   * callback runs as if ready, with `which` (default: its READ/WRITE interest; EV.TIMEOUT for a
+   * callback runs as if ready, with `which` (default: its READ/WRITE/PRI interest; EV.TIMEOUT for a
    * timer), pending or not. From a callback: in the same iteration, after every callback already
    * in its dispatch list, activated events by priority and then in activation order. From
    * outside one: in the next iteration, which then does not wait. Activated again before it
@@ -111,7 +111,7 @@ export class Event<A = any> {
     if (which === undefined) {
       which = this.fd < 0 ? EV.TIMEOUT : this.flags & INTEREST_DELIVERED;
     } else if (!isNonNegativeInteger(which) || which === 0 || (which & ~DELIVERED) !== 0) {
-      throw invalidArg(`which ${String(which)} must be a nonzero combination of EV.TIMEOUT, READ, WRITE and ERROR`);
+      throw invalidArg(`which ${String(which)} must be a nonzero combination of EV.TIMEOUT, READ, WRITE, PRI and ERROR`);
     }
     this.loop._activate(this, which);
     return this;

@@ -1,7 +1,7 @@
 /**
  * Event flags. The first four are PHP-FPM's values (fpm_events.h: FPM_EV_TIMEOUT, FPM_EV_READ,
- * FPM_EV_PERSIST, FPM_EV_EDGE); WRITE and ERROR are evpoll's extensions. ERROR is only ever
- * delivered (the fd became invalid and its event was removed), never asked for.
+ * FPM_EV_PERSIST, FPM_EV_EDGE); WRITE, ERROR, EXCLUSIVE and PRI are evpoll's extensions. ERROR
+ * is only ever delivered (the fd became invalid and its event was removed), never asked for.
  */
 export const EV = Object.freeze({
   TIMEOUT: 1,
@@ -15,10 +15,21 @@ export const EV = Object.freeze({
    * (epoll's EPOLLEXCLUSIVE). Honoured where loop.supportExclusive; ignored elsewhere.
    */
   EXCLUSIVE: 128,
+  /**
+   * Urgent data or an exceptional condition: epoll's EPOLLPRI, poll's POLLPRI, select's except
+   * set — TCP urgent (out-of-band) data, a sysfs GPIO value that changed, a cgroup or PSI
+   * notification. Asked and delivered. The condition stays until it is cleared (for TCP, by
+   * reading the urgent byte: net.readUrgent). An error or hang-up is delivered as the watched
+   * READ/WRITE, and as PRI only to an event watching PRI alone. On epoll, an fd watched with
+   * PRI is not registered EXCLUSIVE (the kernel refuses the two together).
+   */
+  PRI: 256,
 } as const);
 
 /** Flags an fd event may be created with. */
-export const FD_EVENT_FLAGS = EV.READ | EV.WRITE | EV.PERSIST | EV.EDGE | EV.EXCLUSIVE;
+export const FD_EVENT_FLAGS = EV.READ | EV.WRITE | EV.PRI | EV.PERSIST | EV.EDGE | EV.EXCLUSIVE;
+/** The readiness an fd event watches: it needs at least one of them. */
+export const FD_READINESS = EV.READ | EV.WRITE | EV.PRI;
 /** Flags a timer may be created with (fd events always persist until del(); timers only with PERSIST). */
 export const TIMER_FLAGS = EV.PERSIST | EV.TIMEOUT;
 

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { fstatSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import { EV, OP_ADD, OP_MODIFY, OP_REMOVE } from './flags.js';
+import { EV, FD_READINESS, OP_ADD, OP_MODIFY, OP_REMOVE } from './flags.js';
 import { EvpollError, errnoName, invalidArg, systemError } from './errors.js';
 import { debug, debugging, interestNames } from './debug.js';
 import { Event, type EventCallback } from './event.js';
@@ -209,7 +209,7 @@ export class EventLoop extends EventEmitter {
     debug('loop created: mechanism %s, maxFd %d', this.mechanism, maxFd);
   }
 
-  /** fpm_event_set: an fd event watching READ and/or WRITE (EDGE optional). */
+  /** fpm_event_set: an fd event watching READ, WRITE and/or PRI (EDGE optional). */
   event<A = any>(fd: number, flags: number, callback: EventCallback<A>, arg?: NoInfer<A>): Event<A> {
     // -1 is how the Event constructor is told "a timer": not an fd this method takes.
     if (fd === -1) throw invalidArg('fd must be an integer >= 0, got -1');
@@ -575,7 +575,7 @@ export class EventLoop extends EventEmitter {
     const fd = ev.fd;
     if (fd >= this.#fdLimit) throw this.#fdLimitError(fd);
     if (fd > this.#fdHigh + FD_JUMP && !isOpen(fd)) throw systemError(-9, this.#addSyscall);
-    const slot = core.watch(fd, ev.flags & (EV.READ | EV.WRITE | EV.EDGE | EV.EXCLUSIVE));
+    const slot = core.watch(fd, ev.flags & (FD_READINESS | EV.EDGE | EV.EXCLUSIVE));
     const op = core.op;
     if (op === OP_ADD || op === OP_MODIFY) {
       const interest = core.opInterest;

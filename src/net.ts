@@ -1,7 +1,7 @@
-// evpoll/net: thin nonblocking fd helpers to pair with the loop. read/write/close return
-// numbers (bytes, 0 for EOF, or a negative errno such as EAGAIN) rather than throw, so a
-// callback draining a nonblocking fd never pays for an exception. Creating fds throws
-// Node's SystemError shape on refusal.
+// evpoll/net: thin nonblocking fd helpers to pair with the loop. read/write/close and the
+// urgent-data pair return numbers (bytes, 0 for EOF, or a negative errno such as EAGAIN) rather
+// than throw, so a callback draining a nonblocking fd never pays for an exception. Creating fds
+// throws Node's SystemError shape on refusal.
 import { constants } from 'node:os';
 import { addon } from './native.js';
 import { invalidArg, systemError } from './errors.js';
@@ -17,7 +17,7 @@ export const EWOULDBLOCK: number = -constants.errno.EWOULDBLOCK;
 export const EINTR: number = -constants.errno.EINTR;
 /** The fd is not open (or not open for this). */
 export const EBADF: number = -constants.errno.EBADF;
-/** An argument the kernel refuses: accept on a socket that is not listening. */
+/** An argument the kernel refuses: accept on a socket that is not listening; readUrgent with no urgent byte pending. */
 export const EINVAL: number = -constants.errno.EINVAL;
 /** The process is out of fds (RLIMIT_NOFILE): accept cannot take a connection. */
 export const EMFILE: number = -constants.errno.EMFILE;
@@ -39,6 +39,8 @@ export const EINPROGRESS: number = -constants.errno.EINPROGRESS;
 export const EADDRINUSE: number = -constants.errno.EADDRINUSE;
 /** No such child (waitid). */
 export const ECHILD: number = -constants.errno.ECHILD;
+/** readUrgent: the connection closed before the urgent byte it announced arrived; also a socket not connected. */
+export const ENOTCONN: number = -constants.errno.ENOTCONN;
 
 interface FdOps {
   pipe(): [number, number] | number;
@@ -50,6 +52,8 @@ interface FdOps {
   accept(fd: number, out: Int32Array, max: number): number;
   localPort(fd: number): number;
   setNoDelay(fd: number, on: boolean): number;
+  sendUrgent(fd: number, byte: number): number;
+  readUrgent(fd: number): number;
   fixedBuffer(size: number): ArrayBuffer | number;
   fixedRead: FixedTransfer;
   fixedWrite: FixedTransfer;
@@ -140,6 +144,30 @@ export function localPort(fd: number): number {
 /** TCP_NODELAY on or off: 0 or a negative errno. */
 export function setNoDelay(fd: number, on = true): number {
   return ops.setNoDelay(checkFd(fd), on);
+}
+
+/**
+ * Sends one byte of TCP urgent (out-of-band) data: send() with MSG_OOB. The peer's loop sees
+ * `EV.PRI` on the connection until it reads the byte with {@link readUrgent}; the byte is
+ * not in the normal stream (unless the peer set SO_OOBINLINE). TCP keeps one urgent byte a
+ * connection: one sent before the peer has read the last replaces it. Returns 1, or a negative
+ * errno: {@link EAGAIN} (the send buffer is full), {@link EPIPE} (the connection is gone; no
+ * SIGPIPE), EOPNOTSUPP (a socket without urgent data), ENOTSOCK.
+ */
+export function sendUrgent(fd: number, byte: number): number {
+  if (!Number.isInteger(byte) || byte < 0 || byte > 255) throw invalidArg(`byte must be an integer 0..255, got ${String(byte)}`);
+  return ops.sendUrgent(checkFd(fd), byte);
+}
+
+/**
+ * Reads the urgent byte the peer sent with {@link sendUrgent} (recv() with MSG_OOB), which
+ * clears the connection's `EV.PRI`: the byte, 0..255, or a negative errno — {@link EINVAL}
+ * when none is pending (none sent, already read, or SO_OOBINLINE), {@link EAGAIN} when the peer's
+ * urgent mark has arrived but not yet its byte, {@link ENOTCONN} when the connection closed
+ * before it did.
+ */
+export function readUrgent(fd: number): number {
+  return ops.readUrgent(checkFd(fd));
 }
 
 let acceptBuffer = new Int32Array(128);

@@ -8,8 +8,8 @@ import { Core as CoreWrapper, instantiateCore, RETIRED, type DebugCoreExports } 
 type Core = DebugCoreExports;
 const debugCore = (): Core => instantiateCore('dist/core-debug.wasm');
 
-const TIMEOUT = 1, PERSIST = 4, READ = 2, WRITE = 16, ERROR = 32;
-const REV_HUP = 64, REV_INVALID = 32;
+const TIMEOUT = 1, PERSIST = 4, READ = 2, WRITE = 16, ERROR = 32, PRI = 256;
+const REV_HUP = 64, REV_INVALID = 32, REV_PRI = 256;
 
 function entries(core: Core, n: number): [number, number][] {
   const v = new Int32Array(core.memory.buffer, core.dispatchPtr(), n * 2);
@@ -87,6 +87,39 @@ test('readiness fans out per watcher interest; stale generations are dropped; HU
   assert.is(core.lastOpGen(), gen + 1);
   putRecords(core, [[7, gen, READ]]);
   assert.is(core.collect(0, 1), 0);
+});
+
+test('PRI: asked in the union, delivered when revents has it; HUP is READ/WRITE, and PRI only for a watcher of PRI alone', () => {
+  const core = debugCore();
+  const r = core.watch(5, READ);
+  const gen = core.lastOpGen();
+  const p = core.watch(5, PRI);
+  assert.is(core.lastOpKind(), 2, 'MODIFY');
+  assert.is(core.lastOpInterest(), READ | PRI);
+  const rp = core.watch(5, READ | PRI);
+  assert.is(core.lastOpKind(), 0, 'nothing new asked');
+  putRecords(core, [[5, gen, REV_PRI]]);
+  assert.equal(entries(core, core.collect(0, 1)), [[p, PRI], [rp, PRI]], 'urgent data alone: READ watchers are not woken');
+  putRecords(core, [[5, gen, READ | REV_PRI]]);
+  assert.equal(entries(core, core.collect(0, 1)), [[r, READ], [p, PRI], [rp, READ | PRI]]);
+  putRecords(core, [[5, gen, REV_HUP]]);
+  assert.equal(entries(core, core.collect(0, 1)), [[r, READ], [p, PRI], [rp, READ]], 'HUP: PRI only where nothing else is watched');
+  putRecords(core, [[5, gen, REV_HUP | REV_PRI]]);
+  assert.equal(entries(core, core.collect(0, 1)), [[r, READ], [p, PRI], [rp, READ | PRI]]);
+  core.release(rp);
+  core.release(r);
+  assert.equal([core.lastOpKind(), core.lastOpInterest()], [2, PRI], 'the union drops READ with its last watcher');
+  putRecords(core, [[5, gen, REV_INVALID]]);
+  assert.equal(entries(core, core.collect(0, 1)), [[p, PRI | ERROR | RETIRED]]);
+});
+
+test('an fd event asking PRI (256) is still an fd event: the slot kind is kept apart from the interest bits', () => {
+  const core = debugCore();
+  const p = core.watch(6, PRI | WRITE);
+  assert.is(core.timerReschedule(p, 0, 5), 0, 'not taken for a timer');
+  assert.is(core.timerCount(), 0);
+  assert.is(core.release(p, 1), 1);
+  assert.is(core.lastOpKind(), 3, 'REMOVE: released as an fd event');
 });
 
 test('released slots are not reused until the next collect', () => {
@@ -480,7 +513,7 @@ test('RETIRED is set exactly when collect() released the slot, and agrees with t
   const FDS = 6;
   const report = fc.record({
     fd: fc.integer({ min: 0, max: FDS - 1 }),
-    revents: fc.constantFrom(READ, WRITE, READ | WRITE, REV_HUP, REV_INVALID, REV_INVALID | READ),
+    revents: fc.constantFrom(READ, WRITE, READ | WRITE, REV_PRI, READ | REV_PRI, REV_HUP, REV_HUP | REV_PRI, REV_INVALID, REV_INVALID | READ),
     stale: fc.boolean(),
   });
   fc.assert(
@@ -488,7 +521,7 @@ test('RETIRED is set exactly when collect() released the slot, and agrees with t
       fc.array(
         fc.oneof(
           fc.record({ op: fc.constant('timer' as const), ms: fc.integer({ min: 0, max: 4 }), persist: fc.boolean() }),
-          fc.record({ op: fc.constant('watch' as const), fd: fc.integer({ min: 0, max: FDS - 1 }), interest: fc.constantFrom(READ, WRITE, READ | WRITE) }),
+          fc.record({ op: fc.constant('watch' as const), fd: fc.integer({ min: 0, max: FDS - 1 }), interest: fc.constantFrom(READ, WRITE, READ | WRITE, PRI, READ | PRI) }),
           fc.record({ op: fc.constant('release' as const), pick: fc.nat() }),
           // A backend reports an fd at most once a wait.
           fc.record({ op: fc.constant('collect' as const), advance: fc.integer({ min: 0, max: 3 }), reports: fc.uniqueArray(report, { selector: (r) => r.fd, maxLength: FDS }) }),

@@ -64,6 +64,13 @@ function disagreements(assemblySource: string, nativeSource: string): string[] {
   for (const name of new Set([...Object.keys(asm.REV), ...Object.keys(c.REV)])) {
     if (asm.REV[name] !== c.REV[name]) problems.push(`REV_${name} is ${asm.REV[name]} in assembly/constants.ts, EVP_REV_${name} is ${c.REV[name]} in native/backend.h`);
   }
+  // The readiness an fd event can ask for comes back in revents under the same name and value:
+  // the core passes `revents & (READ|WRITE|PRI)` on as `which` without translating it.
+  for (const name of ['READ', 'WRITE', 'PRI']) {
+    for (const [where, rev] of [['assembly/constants.ts REV_', asm.REV], ['native/backend.h EVP_REV_', c.REV]] as const) {
+      if (rev[name] !== EV[name]) problems.push(`${where}${name} is ${rev[name]}, EV.${name} is ${EV[name]}`);
+    }
+  }
   // The registration changes: asked by the core, carried out by the JS side.
   for (const name of new Set([...Object.keys(asm.OP), ...Object.keys(jsOps)])) {
     if (asm.OP[name] !== jsOps[name]) problems.push(`OP_${name} is ${asm.OP[name]} in assembly/constants.ts, ${jsOps[name]} in src/flags.ts`);

@@ -244,7 +244,7 @@ const ROWS: Row[] = [
   { name: 'event: unknown flag bit 64', call: (t) => t.loop.event(t.pipe()[0], EV.READ | 64, noop), expect: 'ERR_EVPOLL_INVALID_ARG' },
   { name: 'event: EV.ERROR asked for', call: (t) => t.loop.event(t.pipe()[0], EV.READ | EV.ERROR, noop), expect: 'ERR_EVPOLL_INVALID_ARG' },
   { name: 'event: EV.TIMEOUT on an fd event', call: (t) => t.loop.event(t.pipe()[0], EV.READ | EV.TIMEOUT, noop), expect: 'ERR_EVPOLL_INVALID_ARG' },
-  { name: 'event: neither READ nor WRITE (PERSIST only)', call: (t) => t.loop.event(t.pipe()[0], EV.PERSIST, noop), expect: 'ERR_EVPOLL_INVALID_ARG' },
+  { name: 'event: none of READ, WRITE, PRI (PERSIST only)', call: (t) => t.loop.event(t.pipe()[0], EV.PERSIST, noop), expect: 'ERR_EVPOLL_INVALID_ARG' },
   { name: 'event: flags 0', call: (t) => t.loop.event(t.pipe()[0], 0, noop), expect: 'ERR_EVPOLL_INVALID_ARG' },
   { name: 'event: flags -2', call: (t) => t.loop.event(t.pipe()[0], -2, noop), expect: 'ERR_EVPOLL_INVALID_ARG' },
   { name: 'event: flags 2.5', call: (t) => t.loop.event(t.pipe()[0], 2.5, noop), expect: 'ERR_EVPOLL_INVALID_ARG' },
@@ -255,6 +255,8 @@ const ROWS: Row[] = [
   // loop.timer(flags, callback)
   { name: 'timer: EV.READ', call: (t) => t.loop.timer(EV.READ, noop), expect: 'ERR_EVPOLL_INVALID_ARG' },
   { name: 'timer: EV.EDGE', call: (t) => t.loop.timer(EV.EDGE, noop), expect: 'ERR_EVPOLL_INVALID_ARG' },
+  { name: 'timer: EV.PRI', call: (t) => t.loop.timer(EV.PRI, noop), expect: 'ERR_EVPOLL_INVALID_ARG' },
+  { name: 'event: unknown flag bit 512', call: (t) => t.loop.event(t.pipe()[0], EV.PRI | 512, noop), expect: 'ERR_EVPOLL_INVALID_ARG' },
   { name: 'timer: flags -1', call: (t) => t.loop.timer(-1, noop), expect: 'ERR_EVPOLL_INVALID_ARG' },
   { name: 'timer: flags 0.5', call: (t) => t.loop.timer(0.5, noop), expect: 'ERR_EVPOLL_INVALID_ARG' },
   { name: "timer: flags '4'", call: (t) => t.loop.timer('4' as unknown as number, noop), expect: 'ERR_EVPOLL_INVALID_ARG' },

@@ -15,7 +15,7 @@ test('the errno names are the negative numbers the calls return: Linux\'s errno 
   // net.ts derives them must show.
   const linux = {
     EAGAIN: 11, EWOULDBLOCK: 11, EINTR: 4, EBADF: 9, EINVAL: 22, EMFILE: 24, ENFILE: 23, ENOMEM: 12,
-    ENOBUFS: 105, EPIPE: 32, ECONNRESET: 104, ECONNABORTED: 103, EINPROGRESS: 115, EADDRINUSE: 98, ECHILD: 10,
+    ENOBUFS: 105, EPIPE: 32, ECONNRESET: 104, ECONNABORTED: 103, EINPROGRESS: 115, EADDRINUSE: 98, ECHILD: 10, ENOTCONN: 107,
   };
   const exported = Object.fromEntries(Object.entries(net).filter(([name]) => /^E[A-Z]+$/.test(name)));
   assert.equal(exported, Object.fromEntries(Object.entries(linux).map(([name, n]) => [name, -n])));

@@ -1,7 +1,7 @@
 // evpoll as a user gets it: `npm pack`, then `npm install <tarball>` into an empty project with a
 // fresh HOME (no npmrc of this machine, no npm_config_* inherited) and no compiler on PATH; the
 // README's quick start in ESM and CommonJS, in the main thread and a worker; one copy of each
-// class across evpoll, evpoll/net and evpoll/shm, import and require; the types under each
+// class across evpoll, evpoll/net, evpoll/shm and evpoll/epoll, import and require; the types under each
 // TypeScript resolution and the oldest TypeScript supported; @arethetypeswrong/cli and publint on
 // the tarball; and the compile fallback, with and without a toolchain. A file missing from the
 // package fails here. It is about the package, not a backend, so it runs in one suite only.
@@ -145,7 +145,7 @@ async function node(w: Work, dir: string, file: string): Promise<string[]> {
   return r.stdout.trim().split('\n');
 }
 
-// Prints whether `evpoll`, `evpoll/net` and `evpoll/shm`, imported and required, share their
+// Prints whether `evpoll`, `evpoll/net`, `evpoll/shm` and `evpoll/epoll`, imported and required, share their
 // classes, what each gives for EAGAIN, whether a shared region and its mutex work, and which
 // addon file the process loaded.
 const CLASSES_CHECK = `
@@ -156,14 +156,16 @@ const region = esmShm.SharedRegion.create(100);
 const mutex = new cjsShm.AcceptMutex(region);
 const shm = [region.byteLength, mutex.tryLock(), mutex.holder === process.pid, mutex.unlock()];
 region.close();
+const epolls = [esmEpoll, cjsEpoll].map((m) => { try { new m.Epoll('not a callback'); } catch (e) { return e; } });
 const addon = require('node:fs').readFileSync('/proc/self/maps', 'utf8').match(/\\/node_modules\\/evpoll\\/\\S+\\.node/)?.[0];
 console.log(JSON.stringify({
   sameEvpollError: esm.EvpollError === cjs.EvpollError,
   sameEventLoop: esm.EventLoop === cjs.EventLoop,
   sameFixedBuffer: esmNet.FixedBuffer === cjsNet.FixedBuffer,
   sameSharedRegion: esmShm.SharedRegion === cjsShm.SharedRegion,
+  sameEpoll: esmEpoll.Epoll === cjsEpoll.Epoll,
   EAGAIN: [esmNet.EAGAIN, cjsNet.EAGAIN],
-  netErrors: [...net, ...loops, ...regions].map((e) => e instanceof esm.EvpollError && e instanceof cjs.EvpollError && e.code),
+  netErrors: [...net, ...loops, ...regions, ...epolls].map((e) => e instanceof esm.EvpollError && e instanceof cjs.EvpollError && e.code),
   shm,
   addon,
 }));
@@ -171,19 +173,23 @@ console.log(JSON.stringify({
 const CLASSES_MJS = `import * as esm from 'evpoll';
 import * as esmNet from 'evpoll/net';
 import * as esmShm from 'evpoll/shm';
+import * as esmEpoll from 'evpoll/epoll';
 import { createRequire } from 'node:module';
 const require = createRequire(import.meta.url);
 const cjs = require('evpoll');
 const cjsNet = require('evpoll/net');
 const cjsShm = require('evpoll/shm');
+const cjsEpoll = require('evpoll/epoll');
 ${CLASSES_CHECK}`;
 const CLASSES_CJS = `(async () => {
 const cjs = require('evpoll');
 const cjsNet = require('evpoll/net');
 const cjsShm = require('evpoll/shm');
+const cjsEpoll = require('evpoll/epoll');
 const esm = await import('evpoll');
 const esmNet = await import('evpoll/net');
 const esmShm = await import('evpoll/shm');
+const esmEpoll = await import('evpoll/epoll');
 ${CLASSES_CHECK}
 })();`;
 const CLASSES_EXPECTED = {
@@ -191,8 +197,9 @@ const CLASSES_EXPECTED = {
   sameEventLoop: true,
   sameFixedBuffer: true,
   sameSharedRegion: true,
+  sameEpoll: true,
   EAGAIN: [-11, -11],
-  netErrors: ['ERR_EVPOLL_INVALID_ARG', 'ERR_EVPOLL_INVALID_ARG', 'ERR_EVPOLL_UNKNOWN_MECHANISM', 'ERR_EVPOLL_UNKNOWN_MECHANISM', 'ERR_EVPOLL_INVALID_ARG', 'ERR_EVPOLL_INVALID_ARG'],
+  netErrors: ['ERR_EVPOLL_INVALID_ARG', 'ERR_EVPOLL_INVALID_ARG', 'ERR_EVPOLL_UNKNOWN_MECHANISM', 'ERR_EVPOLL_UNKNOWN_MECHANISM', 'ERR_EVPOLL_INVALID_ARG', 'ERR_EVPOLL_INVALID_ARG', 'ERR_EVPOLL_INVALID_ARG', 'ERR_EVPOLL_INVALID_ARG'],
   shm: [4096, true, true, true],
 };
 
@@ -216,6 +223,9 @@ const region: SharedRegion = SharedRegion.create(4096, { name: 'types' });
 export const locked: boolean = new AcceptMutex(region, 0).tryLock() && region.int32(8, 1).length === 1;
 // @ts-expect-error: a holder is a pid
 export const badHolder: string = new AcceptMutex(region).holder;
+import { Epoll, type EpollCallback } from 'evpoll/epoll';
+const onEvents: EpollCallback = (err, fd, events) => { const e: Error | null = err; const n: number = fd + events; };
+export const poller: Epoll = new Epoll(onEvents).add(0, Epoll.EPOLLPRI | Epoll.EPOLLONESHOT);
 const loop: EventLoop = new EventLoop(options);
 loop.timer(EV.PERSIST, (_ev, _which, arg) => { const n: number = arg.n; }, { n: 1 });
 const [r]: [number, number] = pipe();
@@ -233,6 +243,8 @@ import { EventLoop, type Event } from 'evpoll';
 export const holder: number = new shm.AcceptMutex(shm.SharedRegion.open(3)).holder;
 // @ts-expect-error: tryLock answers a boolean
 export const badLock: number = new shm.AcceptMutex(shm.SharedRegion.open(3)).tryLock();
+import epoll = require('evpoll/epoll');
+export const poller: epoll.Epoll = new epoll.Epoll((_err, fd, events) => { const n: number = fd + events; }).modify(0, epoll.Epoll.EPOLLIN);
 const loop: EventLoop = new evpoll.EventLoop({ mechanism: 'epoll' });
 const ev: Event<{ n: number }> = loop.timer(evpoll.EV.PERSIST, (_ev, _which, arg) => { const n: number = arg.n; }, { n: 1 });
 const [r]: [number, number] = net.pipe();
@@ -249,6 +261,8 @@ const loop: EventLoop = new EventLoop();
 export const bytes: number = SharedRegion.create(1).byteLength;
 // @ts-expect-error: byteLength is a number
 export const badBytes: string = SharedRegion.create(1).byteLength;
+import { Epoll } from 'evpoll/epoll';
+export const closed: boolean = new Epoll(() => {}).closed;
 const [r]: [number, number] = pipe();
 export const n: number = read(r, new Uint8Array(8)) + EV.READ + (loop.closed ? 1 : 0);
 // @ts-expect-error: flags are numbers
@@ -281,10 +295,10 @@ if (MECHANISM === 'epoll' && MODE === 'run') {
     w.tarball = join(dir, pack.filename);
     const files = pack.files.map((f) => f.path).sort();
     say(`${pack.filename}, ${files.length} files, ${(pack.size / 1024).toFixed(1)} KiB packed, ${(pack.unpackedSize / 1024).toFixed(1)} KiB unpacked (npm pack ${r.seconds.toFixed(1)} s)`);
-    const shipped = /^(LICENSE|README\.md|package\.json|binding\.gyp|(net|shm)\.d\.ts|scripts\/install\.mjs|native\/[^/]+\.(c|cc|h)|dist\/(core\.wasm|evpoll\.cjs|(index|net|shm)\.(js|cjs))|dist\/types\/[a-z]+\.d\.c?ts|prebuilds\/linux-x64\/evpoll\.glibc\.node)$/;
+    const shipped = /^(LICENSE|README\.md|package\.json|binding\.gyp|(net|shm|epoll)\.d\.ts|scripts\/install\.mjs|native\/[^/]+\.(c|cc|h)|dist\/(core\.wasm|evpoll\.cjs|(index|net|shm|epoll)\.(js|cjs))|dist\/types\/[a-z]+\.d\.c?ts|prebuilds\/linux-x64\/evpoll\.glibc\.node)$/;
     assert.equal(files.filter((f) => !shipped.test(f)), [], 'files that should not be shipped');
     assert.not.ok(files.includes('dist/core-debug.wasm'), 'the debug core (tests and benchmarks) is not shipped');
-    for (const f of ['LICENSE', 'dist/evpoll.cjs', 'dist/core.wasm', 'dist/types/index.d.cts', 'dist/shm.js', 'dist/shm.cjs', 'dist/types/shm.d.cts', 'shm.d.ts', 'prebuilds/linux-x64/evpoll.glibc.node', 'native/addon.cc', 'binding.gyp', 'scripts/install.mjs']) {
+    for (const f of ['LICENSE', 'dist/evpoll.cjs', 'dist/core.wasm', 'dist/types/index.d.cts', 'dist/shm.js', 'dist/shm.cjs', 'dist/types/shm.d.cts', 'shm.d.ts', 'dist/epoll.js', 'dist/epoll.cjs', 'dist/types/epoll.d.cts', 'epoll.d.ts', 'prebuilds/linux-x64/evpoll.glibc.node', 'native/addon.cc', 'binding.gyp', 'scripts/install.mjs']) {
       assert.ok(files.includes(f), `${f} is in the tarball`);
     }
   });
@@ -316,7 +330,7 @@ if (MECHANISM === 'epoll' && MODE === 'run') {
     }
   });
 
-  test('one copy of each class: instanceof EvpollError holds across evpoll and evpoll/net, import and require', async () => {
+  test('one copy of each class: instanceof EvpollError holds across evpoll, evpoll/net and evpoll/epoll, import and require', async () => {
     const w = ready();
     const { mjs, cjs } = await classes(w, w.app);
     const addon = '/node_modules/evpoll/prebuilds/linux-x64/evpoll.glibc.node';
