@@ -294,10 +294,13 @@ export class Acceptor {
               ? 'yielding'
               : 'watching';
     if (next === this.#state) return;
-    this.#state = next;
-    if (this.#loop.closed) return; // its registrations are gone with it
-    if (next === 'watching') this.#readable.add();
+    if (this.#loop.closed) {
+      this.#state = next; // its registrations are gone with it
+      return;
+    }
+    if (next === 'watching') this.#readable.add(); // may throw (EBADF: the listener was closed): nothing changed then
     else this.#readable.del();
+    this.#state = next;
     if (next === 'yielding') {
       // Yielding without an accept mutex (EV.EXCLUSIVE, or none): the listener's event is
       // deleted for the turns skipped, so that level-triggered poll and select do not wake for
