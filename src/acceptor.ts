@@ -31,6 +31,13 @@ export interface AcceptorOptions {
    */
   maxConnections?: number;
   /**
+   * Past 7/8 of maxConnections, yield accept turns (acceptDisabled), so that the other
+   * processes sharing the listener take the new connections. Default true. false for a
+   * listener no other process accepts on: yielding would only keep connections waiting (nginx
+   * too leaves accept_disabled alone with a single worker).
+   */
+  yieldNearCap?: boolean;
+  /**
    * While yielding, the longest an accept turn lasts: a timer bounds the loop's wait by it, so
    * that a worker with nothing else to do still counts its turns (nginx's accept_mutex_delay
    * plays this part). Default 50.
@@ -78,6 +85,7 @@ export class Acceptor {
   #batch: number;
   #backoffMs: number;
   #turnMs: number;
+  #yieldNearCap: boolean;
   /** The first fd the loop refuses to watch. */
   #fdLimit: number;
   #loop: EventLoop;
@@ -110,6 +118,7 @@ export class Acceptor {
       throw invalidArg(`turnMs must be a finite number > 0, got ${String(turnMs)}`);
     }
     if (typeof onConnection !== 'function') throw invalidArg('onConnection must be a function');
+    if (options.yieldNearCap !== undefined && typeof options.yieldNearCap !== 'boolean') throw invalidArg('yieldNearCap must be a boolean');
     for (const name of ['onBackoff', 'onRefused', 'onError'] as const) {
       if (options[name] !== undefined && typeof options[name] !== 'function') throw invalidArg(`${name} must be a function`);
     }
@@ -118,6 +127,7 @@ export class Acceptor {
     this.#batch = batch;
     this.#backoffMs = backoffMs;
     this.#turnMs = turnMs;
+    this.#yieldNearCap = options.yieldNearCap ?? true;
     this.#onConnection = onConnection;
     this.#onBackoff = options.onBackoff;
     this.#onRefused = options.onRefused;
@@ -146,7 +156,7 @@ export class Acceptor {
    * nginx's ngx_accept_disabled: maxConnections/8 − (maxConnections − connections), set as each
    * connection is taken (and lowered by release()). While it is > 0 the Acceptor is yielding:
    * each turn (an iteration of the loop) takes one off, and the listener is watched again once
-   * it is 0. Always 0 when maxConnections is Infinity.
+   * it is 0. Always 0 when maxConnections is Infinity or yieldNearCap is false.
    */
   get acceptDisabled(): number {
     return this.#acceptDisabled;
@@ -255,10 +265,10 @@ export class Acceptor {
     return handed;
   }
 
-  /** ngx_accept_disabled's formula: connection_n / 8 − free_connection_n (0 without a cap). */
+  /** ngx_accept_disabled's formula: connection_n / 8 − free_connection_n (0 without a cap, or not yielding). */
   #disabledNow(): number {
     const max = this.maxConnections;
-    if (max === Infinity) return 0;
+    if (max === Infinity || !this.#yieldNearCap) return 0;
     return Math.floor(max / 8) - (max - this.#connections);
   }
 
@@ -319,6 +329,6 @@ export class Acceptor {
 
   #fdLimitError(fd: number): EvpollError {
     const what = this.#fdLimit < this.#loop.maxFd ? `${this.#loop.mechanism}'s FD_SETSIZE` : "the loop's maxFd";
-    return new EvpollError('ERR_EVPOLL_FD_LIMIT', `accepted fd ${fd} is beyond ${what} (${this.#fdLimit}): connection refused`);
+    return new EvpollError('ERR_EVPOLL_FD_LIMIT', `accepted fd ${fd} is beyond ${what} (${this.#fdLimit})`);
   }
 }

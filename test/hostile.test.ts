@@ -744,6 +744,7 @@ const ROWS: Row[] = [
   { name: "Acceptor: maxConnections '8'", call: (t) => acceptor(t, t.loop, listener(t), noop, { maxConnections: '8' as unknown as number }), expect: 'ERR_EVPOLL_INVALID_ARG' },
   { name: 'Acceptor: turnMs 0 (every yielded turn would end at once)', call: (t) => acceptor(t, t.loop, listener(t), noop, { turnMs: 0 }), expect: 'ERR_EVPOLL_INVALID_ARG' },
   { name: 'Acceptor: turnMs Infinity', call: (t) => acceptor(t, t.loop, listener(t), noop, { turnMs: Infinity }), expect: 'ERR_EVPOLL_INVALID_ARG' },
+  { name: "Acceptor: yieldNearCap 'no'", call: (t) => acceptor(t, t.loop, listener(t), noop, { yieldNearCap: 'no' as unknown as boolean }), expect: 'ERR_EVPOLL_INVALID_ARG' },
   { name: 'Acceptor: onRefused not a function', call: (t) => acceptor(t, t.loop, listener(t), noop, { onRefused: {} as unknown as () => void }), expect: 'ERR_EVPOLL_INVALID_ARG' },
   { name: 'Acceptor: release() with no connection open', call: (t) => acceptor(t, t.loop, listener(t), noop, { maxConnections: 4 }).release(), expect: 'ERR_EVPOLL_INVALID_ARG' },
   { name: 'Acceptor: onConnection missing', call: (t) => acceptor(t, t.loop, listener(t), undefined as unknown as () => void), expect: 'ERR_EVPOLL_INVALID_ARG' },
