@@ -77,7 +77,9 @@ export class Acceptor {
   backoffs = 0;
   /** Accepted connections closed at once because the loop could not watch their fd (onRefused). */
   refused = 0;
+  /** What #settle() last put in place ('paused' only until the constructor's first settle). */
   #state: AcceptorState = 'paused';
+  /** By pause(), until resume(). */
   #paused = false;
   #closed = false;
   #connections = 0;
