@@ -1,12 +1,18 @@
 // Accepting connections on a listening fd the way busy servers do: a batch per readiness
-// (lighttpd), and nginx's back-off when the process runs out of fds. A listener stays readable
-// while its backlog is non-empty, so a level-triggered loop that cannot accept (EMFILE) would
-// wake at once, forever, at 100% CPU; instead the listener's event is switched off and a
-// one-shot timer switches it back on.
+// (lighttpd), a cap on the connections open at once (lighttpd's max_conns, nginx's
+// worker_connections), nginx's accept_disabled, which makes a worker near its cap leave new
+// connections to the other workers sharing the listener, and nginx's back-off when the process
+// runs out of fds.
+//
+// Whenever the Acceptor must not accept (full, yielding, out of fds, paused) it deletes the
+// listener's event rather than ignore its readiness: a listener stays readable while its backlog
+// is non-empty, so a level-triggered loop that does not accept would wake at once, forever, at
+// 100% CPU.
 import { EV } from './flags.js';
-import { invalidArg, systemError, type SystemError } from './errors.js';
+import { EvpollError, invalidArg, systemError, type SystemError } from './errors.js';
 import type { Event } from './event.js';
-import type { EventLoop } from './loop.js';
+import type { EventLoop, LoopHook } from './loop.js';
+import { mechanisms } from './mechanisms.js';
 import * as net from './net.js';
 
 export interface AcceptorOptions {
@@ -17,15 +23,47 @@ export interface AcceptorOptions {
    * woken per connection (epoll's EPOLLEXCLUSIVE; ignored where !loop.supportExclusive).
    */
   exclusive?: boolean;
+  /**
+   * Connections open at once (lighttpd's max_conns, nginx's worker_connections): the listener
+   * is not watched while `connections` is at it, and a batch takes no more than the room left.
+   * The owner reports each closed connection with release(). Past 7/8 of it the Acceptor
+   * yields accept turns (acceptDisabled). Default Infinity.
+   */
+  maxConnections?: number;
+  /**
+   * Past 7/8 of maxConnections, yield accept turns (acceptDisabled), so that the other
+   * processes sharing the listener take the new connections. Default true. false for a
+   * listener no other process accepts on: yielding would only keep connections waiting (nginx
+   * too leaves accept_disabled alone with a single worker).
+   */
+  yieldNearCap?: boolean;
+  /**
+   * While yielding, the longest an accept turn lasts: a timer bounds the loop's wait by it, so
+   * that a worker with nothing else to do still counts its turns (nginx's accept_mutex_delay
+   * plays this part). Default 50.
+   */
+  turnMs?: number;
   /** How long the listener is ignored after EMFILE/ENFILE, in ms. Default 100. */
   backoffMs?: number;
   /** Told each time the process ran out of fds (`errno` is net.EMFILE or net.ENFILE) and the back-off started. */
   onBackoff?: (errno: number) => void;
+  /**
+   * Told of each accepted connection the loop could not watch (`err.code` ERR_EVPOLL_FD_LIMIT:
+   * its fd is at or beyond select's FD_SETSIZE or the loop's maxFd). The Acceptor has closed it
+   * already, and counted it in `refused`; it was never handed to onConnection.
+   */
+  onRefused?: (err: EvpollError) => void;
   /** An accept failure other than EAGAIN/EMFILE/ENFILE (EBADF, EINVAL: the listener is gone). Default: throw it. */
   onError?: (err: SystemError) => void;
 }
 
-export type AcceptorState = 'watching' | 'backing-off' | 'paused' | 'closed';
+/**
+ * watching: the listener is watched. full: `connections` is at maxConnections. yielding: turns
+ * left to skip (acceptDisabled > 0). backing-off: out of fds, a timer brings the listener back.
+ * paused: by pause(). closed: by close(). In every state but watching the listener's event is
+ * deleted from the loop.
+ */
+export type AcceptorState = 'watching' | 'full' | 'yielding' | 'backing-off' | 'paused' | 'closed';
 
 /**
  * Watches `listenFd` on `loop` and hands each accepted (nonblocking, close-on-exec) fd to
@@ -34,74 +72,145 @@ export type AcceptorState = 'watching' | 'backing-off' | 'paused' | 'closed';
  */
 export class Acceptor {
   readonly listenFd: number;
+  readonly maxConnections: number;
   /** Times the process ran out of fds and backed off. */
   backoffs = 0;
+  /** Accepted connections closed at once because the loop could not watch their fd (onRefused). */
+  refused = 0;
+  /** What #settle() last put in place ('paused' only until the constructor's first settle). */
   #state: AcceptorState = 'paused';
+  /** By pause(), until resume(). */
+  #paused = false;
+  #closed = false;
+  #connections = 0;
+  #acceptDisabled = 0;
   #batch: number;
   #backoffMs: number;
+  #turnMs: number;
+  #yieldNearCap: boolean;
+  /** The first fd the loop refuses to watch. */
+  #fdLimit: number;
+  #loop: EventLoop;
   #readable: Event<Acceptor>;
   #retry: Event<Acceptor>;
+  #turnTimer: Event<Acceptor>;
+  #turnHook: LoopHook | null = null;
   #onConnection: (fd: number) => void;
   #onBackoff: ((errno: number) => void) | undefined;
+  #onRefused: ((err: EvpollError) => void) | undefined;
   #onError: ((err: SystemError) => void) | undefined;
 
   constructor(loop: EventLoop, listenFd: number, onConnection: (fd: number) => void, options: AcceptorOptions = {}) {
     if (options === null || typeof options !== 'object') throw invalidArg('options must be an object');
     const batch = options.batch ?? 100;
     const backoffMs = options.backoffMs ?? 100;
+    const turnMs = options.turnMs ?? 50;
+    const maxConnections = options.maxConnections ?? Infinity;
     if (!Number.isInteger(batch) || batch < 1) throw invalidArg(`batch must be an integer >= 1, got ${String(batch)}`);
-    // Finite: the back-off timer is armed from inside a callback, where a refusal would leave
-    // the listener switched off for good.
+    if (!(Number.isInteger(maxConnections) && maxConnections >= 1) && maxConnections !== Infinity) {
+      throw invalidArg(`maxConnections must be an integer >= 1 or Infinity, got ${String(maxConnections)}`);
+    }
+    // Finite: these timers are armed from inside callbacks, where a refusal would leave the
+    // listener switched off for good.
     if (typeof backoffMs !== 'number' || !Number.isFinite(backoffMs) || backoffMs < 0) {
       throw invalidArg(`backoffMs must be a finite number >= 0, got ${String(backoffMs)}`);
     }
+    // Not 0 either: a PERSIST timer of 0 ms would make every yielded turn a wait that returns at once.
+    if (typeof turnMs !== 'number' || !Number.isFinite(turnMs) || turnMs <= 0) {
+      throw invalidArg(`turnMs must be a finite number > 0, got ${String(turnMs)}`);
+    }
     if (typeof onConnection !== 'function') throw invalidArg('onConnection must be a function');
-    for (const name of ['onBackoff', 'onError'] as const) {
+    if (options.yieldNearCap !== undefined && typeof options.yieldNearCap !== 'boolean') throw invalidArg('yieldNearCap must be a boolean');
+    for (const name of ['onBackoff', 'onRefused', 'onError'] as const) {
       if (options[name] !== undefined && typeof options[name] !== 'function') throw invalidArg(`${name} must be a function`);
     }
     this.listenFd = listenFd;
+    this.maxConnections = maxConnections;
     this.#batch = batch;
     this.#backoffMs = backoffMs;
+    this.#turnMs = turnMs;
+    this.#yieldNearCap = options.yieldNearCap ?? true;
     this.#onConnection = onConnection;
     this.#onBackoff = options.onBackoff;
+    this.#onRefused = options.onRefused;
     this.#onError = options.onError;
+    this.#loop = loop;
+    const ownLimit = mechanisms().find((m) => m.name === loop.mechanism)?.fdLimit ?? null;
+    this.#fdLimit = ownLimit === null ? loop.maxFd : Math.min(loop.maxFd, ownLimit);
     const flags = EV.READ | (options.exclusive && loop.supportExclusive ? EV.EXCLUSIVE : 0);
     this.#readable = loop.event(listenFd, flags, (_ev, _which, self) => self.#onReadable(), this);
-    this.#retry = loop.timer(0, (_ev, _which, self) => self.#endBackoff(), this);
-    this.resume();
+    this.#retry = loop.timer(0, (_ev, _which, self) => self.#settle(), this);
+    // It only has to end the wait: the turn is counted by the prepare hook that follows.
+    this.#turnTimer = loop.timer(EV.PERSIST, () => {}, this);
+    this.#settle();
   }
 
   get state(): AcceptorState {
     return this.#state;
   }
 
-  /** Stops watching the listener: new connections wait in its backlog (or go to another process sharing it). */
-  pause(): void {
-    if (this.#state === 'closed') return;
-    this.#readable.del();
-    this.#retry.del();
-    this.#state = 'paused';
-  }
-
-  /** Watches the listener again (a pending back-off is cut short). */
-  resume(): void {
-    if (this.#state === 'closed') return;
-    this.#retry.del();
-    this.#readable.add();
-    this.#state = 'watching';
+  /** Connections handed to onConnection and not yet reported closed with release(). */
+  get connections(): number {
+    return this.#connections;
   }
 
   /**
-   * Takes one batch of queued connections now, whatever the state (not after close()); returns
-   * how many. For a process leaving a listener it shares: call it after pause(), because with
-   * EV.EXCLUSIVE a connection whose wake-up went to this process wakes no one else.
+   * nginx's ngx_accept_disabled: maxConnections/8 − (maxConnections − connections), set as each
+   * connection is taken (and lowered by release()). While it is > 0 the Acceptor is yielding:
+   * each turn (an iteration of the loop) takes one off, and the listener is watched again once
+   * it is 0. Always 0 when maxConnections is Infinity or yieldNearCap is false.
+   */
+  get acceptDisabled(): number {
+    return this.#acceptDisabled;
+  }
+
+  /**
+   * Reports `n` connections handed out by this Acceptor as closed, making room under
+   * maxConnections. Call it once per connection, when its fd is closed (after close() too: the
+   * count stays right). More than `connections` throws ERR_EVPOLL_INVALID_ARG.
+   */
+  release(n = 1): void {
+    if (!Number.isInteger(n) || n < 0 || n > this.#connections) {
+      throw invalidArg(`release(n): n must be an integer from 0 to connections (${this.#connections}), got ${String(n)}`);
+    }
+    this.#connections -= n;
+    // Lowered, not recomputed: a worker that has room again needs no further turns, but one
+    // still near its cap keeps yielding the turns it has left.
+    this.#acceptDisabled = Math.min(this.#acceptDisabled, this.#disabledNow());
+    this.#settle();
+  }
+
+  /** Stops watching the listener: new connections wait in its backlog (or go to another process sharing it). */
+  pause(): void {
+    if (this.#closed) return;
+    this.#paused = true;
+    this.#retry.del();
+    this.#settle();
+  }
+
+  /** Watches the listener again, unless full or yielding (a pending back-off is cut short). */
+  resume(): void {
+    if (this.#closed) return;
+    this.#paused = false;
+    this.#retry.del();
+    this.#settle();
+  }
+
+  /**
+   * Takes one batch of queued connections now (no more than maxConnections leaves room for),
+   * whatever the state (not after close()); returns how many were handed over. For a process
+   * leaving a listener it shares: call it after pause(), because with EV.EXCLUSIVE a connection
+   * whose wake-up went to this process wakes no one else.
    */
   acceptPending(): number {
-    if (this.#state === 'closed') return 0;
-    const fds = net.accept(this.listenFd, this.#batch);
+    if (this.#closed) return 0;
+    const room = this.maxConnections - this.#connections;
+    if (room <= 0) return 0;
+    const fds = net.accept(this.listenFd, Math.min(this.#batch, room));
     if (typeof fds === 'number') return 0; // EAGAIN or out of fds: nothing to hand over
-    for (const fd of fds) this.#onConnection(fd);
-    return fds.length;
+    const handed = this.#handOver(fds);
+    this.#settle();
+    return handed;
   }
 
   /**
@@ -109,24 +218,25 @@ export class Acceptor {
    * loop.close() there is nothing left to stop: it only marks the Acceptor closed.
    */
   close(): void {
-    if (!this.#readable.loop.closed) this.pause();
-    this.#state = 'closed';
+    this.#closed = true;
+    this.#settle();
   }
 
   #onReadable(): void {
-    const fds = net.accept(this.listenFd, this.#batch);
+    const room = this.maxConnections - this.#connections;
+    if (room <= 0) return this.#settle(); // a readiness already collected when the cap was reached
+    const fds = net.accept(this.listenFd, Math.min(this.#batch, room));
     if (typeof fds !== 'number') {
-      for (const fd of fds) this.#onConnection(fd);
-      return;
+      this.#handOver(fds);
+      return this.#settle();
     }
     if (fds === net.EAGAIN) return; // another process (or an aborted connection) got there first
     if (fds === net.EMFILE || fds === net.ENFILE) {
       // nginx's ngx_disable_accept_events: the queued connections wait in the backlog until
       // fds are freed; no accept is retried before the timer, so no CPU is burnt meanwhile.
-      this.#readable.del();
       this.#retry.add(this.#backoffMs);
-      this.#state = 'backing-off';
       this.backoffs++;
+      this.#settle();
       this.#onBackoff?.(fds);
       return;
     }
@@ -135,9 +245,92 @@ export class Acceptor {
     else throw err;
   }
 
-  #endBackoff(): void {
-    if (this.#state !== 'backing-off') return;
-    this.#readable.add();
-    this.#state = 'watching';
+  /** Counts and hands over each of `fds`, or refuses it (closed, counted) if the loop could not watch it; returns how many were handed over. */
+  #handOver(fds: number[]): number {
+    let handed = 0;
+    for (const fd of fds) {
+      if (fd >= this.#fdLimit) {
+        // The lowest free fd is past what the loop can watch (select's FD_SETSIZE): every fd
+        // below is taken. Refused rather than handed over, where registering it would throw
+        // out of the owner's callback and out of the loop; the rest of the backlog goes on.
+        net.close(fd);
+        this.refused++;
+        this.#onRefused?.(this.#fdLimitError(fd));
+        continue;
+      }
+      this.#connections++;
+      // nginx sets it as each connection is taken, before its handler runs.
+      this.#acceptDisabled = this.#disabledNow();
+      handed++;
+      this.#onConnection(fd);
+    }
+    return handed;
+  }
+
+  /** ngx_accept_disabled's formula: connection_n / 8 − free_connection_n (0 without a cap, or not yielding). */
+  #disabledNow(): number {
+    const max = this.maxConnections;
+    if (max === Infinity || !this.#yieldNearCap) return 0;
+    return Math.floor(max / 8) - (max - this.#connections);
+  }
+
+  /**
+   * One accept turn: an iteration of the loop, counted by a prepare hook (so before the wait,
+   * where what it switches on counts for that wait). nginx's ngx_process_events_and_timers:
+   * `if (ngx_accept_disabled > 0) ngx_accept_disabled--; else try the accept mutex`.
+   *
+   * An accept mutex (evpoll/shm's AcceptMutex) goes here: with one, every turn is counted (the
+   * hook stays installed whatever the state), a turn with acceptDisabled <= 0 watches the
+   * listener only if tryLock() succeeds (unlocked again after the batch), and the turn timer is
+   * nginx's accept_mutex_delay, bounding the wait of a worker that did not get the lock.
+   */
+  #turn(): void {
+    if (this.#acceptDisabled > 0) {
+      this.#acceptDisabled--;
+      return;
+    }
+    this.#settle();
+  }
+
+  /** Puts the loop's registrations in line with what the Acceptor may do now. */
+  #settle(): void {
+    const next: AcceptorState = this.#closed
+      ? 'closed'
+      : this.#paused
+        ? 'paused'
+        : this.#retry.pending
+          ? 'backing-off'
+          : this.#connections >= this.maxConnections
+            ? 'full'
+            : this.#acceptDisabled > 0
+              ? 'yielding'
+              : 'watching';
+    if (next === this.#state) return;
+    if (this.#loop.closed) {
+      this.#state = next; // its registrations are gone with it
+      return;
+    }
+    if (next === 'watching') this.#readable.add(); // may throw (EBADF: the listener was closed): nothing changed then
+    else this.#readable.del();
+    this.#state = next;
+    if (next === 'yielding') {
+      // Yielding without an accept mutex (EV.EXCLUSIVE, or none): the listener's event is
+      // deleted for the turns skipped, so that level-triggered poll and select do not wake for
+      // it, and a connection wakes the other processes sharing the listener instead (with
+      // EPOLLEXCLUSIVE this one leaves the listener's wait queue, and re-enters at its tail,
+      // as nginx's ngx_reorder_accept_events does on purpose).
+      this.#turnHook ??= this.#loop.prepare(() => this.#turn());
+      if (!this.#turnTimer.pending) this.#turnTimer.add(this.#turnMs);
+    } else {
+      this.#turnHook?.del();
+      this.#turnHook = null;
+      this.#turnTimer.del();
+    }
+    if (next === 'closed') this.#retry.del();
+  }
+
+  #fdLimitError(fd: number): EvpollError {
+    const what = this.#fdLimit < this.#loop.maxFd ? `${this.#loop.mechanism}'s FD_SETSIZE` : "the loop's maxFd";
+    return new EvpollError('ERR_EVPOLL_FD_LIMIT', `accepted fd ${fd} is beyond ${what} (${this.#fdLimit})`);
   }
 }

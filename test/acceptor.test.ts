@@ -1,11 +1,17 @@
-// The Acceptor: batched accepts, pause/resume, and nginx's back-off when out of fds (EMFILE,
-// checked in a child process whose RLIMIT_NOFILE is lowered with prlimit).
+// The Acceptor: batched accepts, pause/resume, nginx's back-off when out of fds (EMFILE,
+// checked in a child process whose RLIMIT_NOFILE is lowered with prlimit), the cap on open
+// connections and nginx's accept_disabled, the refusal of fds the loop cannot watch, and
+// EV.EXCLUSIVE's one wake-up per connection among processes sharing a listener.
 import { test } from './harness.js';
 import * as assert from 'uvu/assert';
 import { connect, type Socket } from 'node:net';
+import { closeSync, openSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { Acceptor } from '../src/acceptor.js';
+import { EV, mechanisms, type EventLoop } from '../src/index.js';
 import * as net from '../src/net.js';
-import { newLoop, iterate, iterateUntil, sleep, fillFdTable, runUnderFdLimit, MODE } from './helpers.js';
+import { newLoop, iterate, iterateUntil, sleep, fillFdTable, runUnderFdLimit, MODE, MECHANISM, openFds, until, eventually, killOnCleanup, report, CHILD_PRELUDE } from './helpers.js';
+import { onCleanup } from './harness.js';
 
 const CHILD_FLAG = 'EVPOLL_ACCEPTOR_EMFILE_CHILD';
 const clients: Socket[] = [];
@@ -118,6 +124,311 @@ test('out of fds: the listener is switched off for the back-off, the CPU stays i
   assert.ok(report.cpuMs < 100, `CPU time over ${report.spanMs} ms out of fds: ${report.cpuMs} ms (a spinning loop uses it all)`);
   assert.is(report.acceptedAfter, report.clients, 'every queued connection accepted once fds were freed');
 });
+
+/**
+ * Drives `loop` as the mode under test does, continuously (run mode: runOnce() with no timeout,
+ * each iteration one the loop makes on its own; start mode: started throughout), until `done()`
+ * holds or `limitMs` passes; returns done().
+ */
+async function drive(loop: EventLoop, limitMs: number, done: () => boolean = () => false): Promise<boolean> {
+  let expired = false;
+  const limit = loop.timer(0, () => { expired = true; }).add(limitMs);
+  if (MODE === 'start') {
+    loop.start();
+    try {
+      await until('the loop driven until done or its limit timer', () => done() || expired, limitMs + 5000);
+    } finally {
+      loop.stop();
+    }
+  } else {
+    while (!done() && !expired) loop.runOnce();
+  }
+  limit.del();
+  return done();
+}
+
+/** A listening socket on 127.0.0.1, closed after the test. */
+function listen(): number {
+  const fd = net.listen('127.0.0.1', 0);
+  onCleanup(() => net.close(fd));
+  return fd;
+}
+
+test('without maxConnections: connections are counted, acceptDisabled stays 0', async () => {
+  const loop = newLoop();
+  const listener = listen();
+  const acceptor = new Acceptor(loop, listener, (fd) => accepted.push(fd));
+  assert.is(acceptor.maxConnections, Infinity);
+  await connectClients(net.localPort(listener), 5);
+  await iterateUntil(loop, () => accepted.length === 5);
+  assert.equal([acceptor.connections, acceptor.acceptDisabled, acceptor.state], [5, 0, 'watching']);
+  acceptor.release(5);
+  assert.is(acceptor.connections, 0);
+});
+
+test('maxConnections: at the cap the listener is not watched (no wake-up while connections wait), and each release() makes room for one more', async () => {
+  const loop = newLoop();
+  const listener = listen();
+  const acceptor = new Acceptor(loop, listener, (fd) => accepted.push(fd), { maxConnections: 3 });
+  await connectClients(net.localPort(listener), 5);
+  await iterateUntil(loop, () => accepted.length === 3);
+  assert.equal([acceptor.connections, acceptor.state], [3, 'full']);
+  const before = loop.stats();
+  await drive(loop, 200);
+  const waits = loop.stats().waits - before.waits;
+  const callbacks = loop.stats().callbacks - before.callbacks;
+  assert.is(accepted.length, 3, 'nothing taken past the cap');
+  // A listener still watched while full is readable all along (two connections queued): a
+  // level-triggered loop would wake for it at once, over and over.
+  assert.ok(waits <= 3 && callbacks <= 1, `${waits} waits and ${callbacks} callbacks in 200 ms while full (only the limit timer's expected)`);
+  net.close(accepted.shift()!);
+  acceptor.release();
+  assert.equal([acceptor.connections, acceptor.state], [2, 'watching']);
+  await iterateUntil(loop, () => accepted.length === 3);
+  assert.equal([acceptor.connections, acceptor.state], [3, 'full'], 'the 4th taken: full again');
+  for (const fd of accepted.splice(0, 2)) net.close(fd);
+  acceptor.release(2);
+  await iterateUntil(loop, () => accepted.length === 2);
+  assert.equal([acceptor.connections, acceptor.state], [2, 'watching'], 'the 5th taken, and room for more');
+});
+
+test('a batch takes no more than the room under maxConnections; so does acceptPending()', async () => {
+  const loop = newLoop();
+  const listener = listen();
+  let inBatch = 0;
+  const acceptor = new Acceptor(loop, listener, (fd) => { accepted.push(fd); inBatch++; }, { batch: 10, maxConnections: 7 });
+  await connectClients(net.localPort(listener), 10);
+  const batches: number[] = [];
+  while (accepted.length < 7) {
+    inBatch = 0;
+    await iterate(loop, 200);
+    if (inBatch) batches.push(inBatch);
+  }
+  assert.equal(batches, [7]);
+  assert.is(acceptor.state, 'full');
+  acceptor.pause();
+  assert.is(acceptor.acceptPending(), 0, 'full: none taken');
+  for (const fd of accepted.splice(0, 2)) net.close(fd);
+  acceptor.release(2);
+  assert.is(acceptor.state, 'paused', 'a release does not undo pause()');
+  assert.is(acceptor.acceptPending(), 2, 'room for 2 of the 3 queued');
+  assert.is(acceptor.connections, 7);
+});
+
+test("acceptDisabled is nginx's maxConnections/8 − free, set as each connection is taken: 0 at 7/8, then the Acceptor yields turns with the listener off, and takes the next connection after them", async () => {
+  const loop = newLoop();
+  const listener = listen();
+  const MAX = 64, TURN_MS = 30;
+  const seen: [number, number][] = [];
+  let turns = 0;
+  let turnsAtAccept = -1;
+  const acceptor: Acceptor = new Acceptor(loop, listener, (fd) => {
+    accepted.push(fd);
+    seen.push([acceptor.connections, acceptor.acceptDisabled]);
+    turnsAtAccept = turns;
+  }, { maxConnections: MAX, turnMs: TURN_MS });
+  await connectClients(net.localPort(listener), 60);
+  await iterateUntil(loop, () => accepted.length === 60);
+  assert.equal(seen, Array.from({ length: 60 }, (_, i) => [i + 1, MAX / 8 - (MAX - (i + 1))]));
+  assert.equal(seen[55], [56, 0], 'at 7/8 of the cap: not yet');
+  assert.is(acceptor.state, 'yielding');
+  // 4, less the turn that start mode's stop() after the batch may already have taken.
+  const k = acceptor.acceptDisabled;
+  assert.ok(k === 4 || (MODE === 'start' && k === 3), `acceptDisabled ${k}`);
+
+  const hook = loop.prepare(() => turns++); // after the Acceptor's own: counts the same turns
+  turns = 0;
+  await connectClients(net.localPort(listener), 1);
+  const before = loop.stats();
+  const start = performance.now();
+  assert.ok(await drive(loop, 5000, () => accepted.length === 61), 'the next connection taken after the turns');
+  const ms = performance.now() - start;
+  const waits = loop.stats().waits - before.waits;
+  hook.del();
+  assert.ok(turnsAtAccept >= k + 1, `taken in turn ${turnsAtAccept}: after the ${k} yielded`);
+  // Each yielded turn is a wait the turn timer ends: the listener, readable all along, was not
+  // watched (a loop that only skipped its readiness would go through the k turns at once).
+  assert.ok(waits <= k + 3, `${waits} waits for ${k} yielded turns`);
+  assert.ok(ms >= (k - 1) * TURN_MS - 5, `${ms.toFixed(0)} ms for ${k} yielded turns of up to ${TURN_MS} ms`);
+  assert.equal(seen[60], [61, 5]);
+});
+
+test('a yielding Acceptor leaves new connections to another one sharing its listener', async () => {
+  const near = newLoop();
+  const other = newLoop();
+  const listener = listen();
+  const mine: number[] = [];
+  const theirs: number[] = [];
+  // No turn ends by the clock: only the one iteration below could take one.
+  const yielding = new Acceptor(near, listener, (fd) => { accepted.push(fd); mine.push(fd); }, { maxConnections: 64, turnMs: 60_000 });
+  await connectClients(net.localPort(listener), 62);
+  await iterateUntil(near, () => mine.length === 62);
+  assert.equal([yielding.state, yielding.acceptDisabled >= 5], ['yielding', true]);
+  new Acceptor(other, listener, (fd) => { accepted.push(fd); theirs.push(fd); });
+  await connectClients(net.localPort(listener), 5);
+  await iterate(near, 50); // with the listener watched, this would take all 5 (a batch is 100)
+  await iterateUntil(other, () => theirs.length === 5);
+  assert.is(mine.length, 62, 'the yielding one took none');
+});
+
+test('yieldNearCap: false (no other process on the listener): acceptDisabled stays 0 and the Acceptor takes what its cap has room for', async () => {
+  const loop = newLoop();
+  const listener = listen();
+  const acceptor = new Acceptor(loop, listener, (fd) => accepted.push(fd), { maxConnections: 16, yieldNearCap: false });
+  await connectClients(net.localPort(listener), 20);
+  await iterateUntil(loop, () => accepted.length === 16);
+  assert.equal([acceptor.state, acceptor.acceptDisabled], ['full', 0]);
+  net.close(accepted.shift()!);
+  acceptor.release();
+  assert.equal([acceptor.state, acceptor.acceptDisabled], ['watching', 0]);
+  await iterateUntil(loop, () => accepted.length === 16);
+});
+
+test('release() lowers acceptDisabled: back under 7/8 the listener is watched at once; still near the cap, the turns left are yielded', async () => {
+  const loop = newLoop();
+  const listener = listen();
+  // Turns that never end by the clock: only iterations could count them, and none runs here.
+  const acceptor = new Acceptor(loop, listener, (fd) => accepted.push(fd), { maxConnections: 16, turnMs: 60_000 });
+  await connectClients(net.localPort(listener), 16);
+  await iterateUntil(loop, () => accepted.length === 16);
+  assert.equal([acceptor.state, acceptor.acceptDisabled], ['full', 2]);
+  net.close(accepted.shift()!);
+  acceptor.release();
+  assert.equal([acceptor.state, acceptor.acceptDisabled], ['yielding', 1]);
+  for (const fd of accepted.splice(0, 4)) net.close(fd);
+  acceptor.release(4);
+  assert.equal([acceptor.state, acceptor.acceptDisabled], ['watching', -3]);
+  await connectClients(net.localPort(listener), 1);
+  await iterateUntil(loop, () => accepted.length === 12);
+});
+
+test('release() of more connections than are open throws, and changes nothing', () => {
+  const loop = newLoop();
+  const acceptor = new Acceptor(loop, listen(), () => {}, { maxConnections: 4 });
+  for (const n of [1, -1, 0.5, NaN]) {
+    try {
+      acceptor.release(n);
+      assert.unreachable(`release(${n})`);
+    } catch (e) {
+      assert.is((e as { code?: string }).code, 'ERR_EVPOLL_INVALID_ARG', String(e));
+    }
+  }
+  assert.equal([acceptor.connections, acceptor.state], [0, 'watching']);
+});
+
+test("an accepted fd the loop cannot watch (beyond its maxFd; select's FD_SETSIZE alike) is closed, counted and told to onRefused, and accepting goes on", async () => {
+  const listener = listen();
+  const CLIENTS = 6;
+  const clients = await connectClients(net.localPort(listener), CLIENTS);
+  const closed = new Set<Socket>();
+  for (const c of clients) c.on('end', () => closed.add(c)).on('close', () => closed.add(c)).on('error', () => closed.add(c));
+  const high = Math.max(...openFds());
+  const maxFd = high + 4;
+  const loop = newLoop({ maxFd });
+  // Every fd number up to `high` taken, so that the next ones are high + 1, high + 2, ...: the
+  // first accepted fds are below maxFd (start mode's helper thread may take one for its wake
+  // fd), the others at or beyond it.
+  const fillers: number[] = [];
+  onCleanup(() => fillers.forEach((fd) => closeSync(fd)));
+  for (;;) {
+    const fd = openSync('/dev/null', 'r');
+    if (fd > high) {
+      closeSync(fd);
+      break;
+    }
+    fillers.push(fd);
+  }
+  const errors: string[] = [];
+  const acceptor = new Acceptor(loop, listener, (fd) => accepted.push(fd), { onRefused: (e) => errors.push(`${e.code}: ${e.message}`) });
+  await iterateUntil(loop, () => accepted.length + acceptor.refused === CLIENTS);
+  assert.ok(accepted.length >= 1 && acceptor.refused >= 1, `${accepted.length} handed over, ${acceptor.refused} refused`);
+  assert.ok(accepted.every((fd) => fd < maxFd), `handed over: ${accepted.join(', ')} (maxFd ${maxFd})`);
+  assert.is(errors.length, acceptor.refused);
+  for (const e of errors) assert.match(e, new RegExp(`^ERR_EVPOLL_FD_LIMIT: accepted fd \\d+ is beyond the loop's maxFd \\(${maxFd}\\)$`));
+  assert.equal([acceptor.connections, acceptor.state], [accepted.length, 'watching'], 'a refused connection is not counted as open');
+  await until('the refused clients see their connection closed', () => closed.size === acceptor.refused);
+  // What was handed over is a live connection, and the loop watches it.
+  const got = new Set<number>();
+  for (const fd of accepted) loop.event(fd, EV.READ, (ev) => { if (net.read(ev.fd, new Uint8Array(8)) === 1) got.add(ev.fd); ev.del(); }).add();
+  for (const c of clients) if (!closed.has(c)) c.write('x');
+  await iterateUntil(loop, () => got.size === accepted.length);
+});
+
+const EXCLUSIVE = mechanisms().find((m) => m.name === MECHANISM)?.supportExclusive === true;
+const HERD = 4; // loops sharing the listener
+const ONE_BY_ONE = 12; // connections, each made once the previous one has woken its loops
+
+/**
+ * Wake-ups of HERD loops, each in a child process (driven as the mode under test drives loops)
+ * and watching one shared listener with EV.READ | EV.EDGE, and EV.EXCLUSIVE if `exclusive`,
+ * over ONE_BY_ONE connections. No loop accepts: with EDGE each connection is then one event per
+ * loop it wakes, and no loop can take a connection before another one looks.
+ */
+async function wakeUps(exclusive: boolean): Promise<number> {
+  const listener = listen();
+  const code = `
+    const loop = new EventLoop({ mechanism: MECHANISM });
+    loop.event(3, EV.READ | EV.EDGE${exclusive ? ' | EV.EXCLUSIVE' : ''}, () => process.stdout.write('woken\\n')).add();
+    loop.event(0, EV.READ, () => { loop.close(); process.exit(0); }).add(); // stdin closed: done
+    process.stdout.write('watching\\n');
+    ${MODE === 'start' ? 'loop.start();' : 'loop.run();'}
+  `;
+  let woken = 0;
+  let watching = 0;
+  const children = Array.from({ length: HERD }, () => {
+    const child = killOnCleanup(spawn(process.execPath, ['--input-type=module', '-e', CHILD_PRELUDE + code], { stdio: ['pipe', 'pipe', 'inherit', listener] }));
+    let partial = '';
+    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+      const lines = (partial + chunk).split('\n');
+      partial = lines.pop()!;
+      for (const line of lines) {
+        if (line === 'woken') woken++;
+        else if (line === 'watching') watching++;
+      }
+    });
+    return child;
+  });
+  await until(`${HERD} loops watching the listener`, () => watching === HERD, 20_000);
+  const port = net.localPort(listener);
+  for (let i = 0; i < ONE_BY_ONE; i++) {
+    const before = woken;
+    await connectClients(port, 1);
+    await until(`connection ${i + 1} woke a loop`, () => woken > before);
+    // Without EXCLUSIVE the other loops wake within microseconds: let them (briefly), so that
+    // none of them sees two connections in one wake-up.
+    await eventually(() => woken - before >= HERD, 50);
+  }
+  const exited = children.map((c) => new Promise((resolve) => c.once('exit', resolve)));
+  for (const c of children) c.stdin!.end();
+  await Promise.all(exited);
+  return woken;
+}
+
+// EPOLLEXCLUSIVE is a flag the kernel takes or ignores, and nothing else in the suite would
+// notice it gone from native/epoll.c: count the wake-ups. Only epoll has it (elsewhere
+// EV.EXCLUSIVE is ignored, and level-triggered loops that do not accept would spin).
+if (EXCLUSIVE && MODE === 'run') {
+  test(`EV.EXCLUSIVE reaches the kernel: of ${HERD} loops blocked on one listener, one wakes per connection instead of all (${MECHANISM} only: loop.supportExclusive)`, async () => {
+    const herd = await wakeUps(false);
+    const exclusive = await wakeUps(true);
+    const counts = `${exclusive} wake-ups with EV.EXCLUSIVE, ${herd} without, for ${ONE_BY_ONE} connections and ${HERD} loops`;
+    report(counts);
+    assert.ok(exclusive <= 1.5 * ONE_BY_ONE, counts);
+    assert.ok(herd >= 2 * ONE_BY_ONE && herd >= 2 * exclusive, counts);
+  });
+}
+
+// In start() mode Node's own epoll watches the loop's epoll fd: nobody blocks in epoll_wait on
+// the loop's fd, so the kernel's exclusive wake-up finds no waiter there and goes on to the
+// next loop, and every loop is woken through Node's epoll. The README says so; this tells if
+// it ever changes.
+if (EXCLUSIVE && MODE === 'start') {
+  test(`EV.EXCLUSIVE in start() mode: Node's epoll watches the loop's epoll fd, so all ${HERD} loops wake per connection, as without it (${MECHANISM} only)`, async () => {
+    const exclusive = await wakeUps(true);
+    report(`${exclusive} wake-ups with EV.EXCLUSIVE for ${ONE_BY_ONE} connections and ${HERD} loops`);
+    assert.ok(exclusive >= 2 * ONE_BY_ONE, `${exclusive} wake-ups with EV.EXCLUSIVE for ${ONE_BY_ONE} connections and ${HERD} loops`);
+  });
+}
 
 /** What emfileChild prints. */
 interface EmfileReport {

@@ -3,7 +3,12 @@
 import { suite } from './harness.js';
 import * as assert from 'uvu/assert';
 import http from 'node:http';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { packageRoot } from '../src/paths.js';
+import { onCleanup } from './harness.js';
 import { MECHANISM, MODE, sleep, until, eventually } from './helpers.js';
 import { Server, running, allGone, keepRequesting, stopLoads } from './server-helpers.js';
 
@@ -315,6 +320,119 @@ test('workers whose master was killed stop on their own', async () => {
   await orphaned.exited;
   assert.equal(await allGone(orphaned.workers()), []);
 });
+
+/** A raw client connection that keeps what it receives, and whether the server closed it. */
+interface Idle {
+  socket: Socket;
+  text: string;
+  closed: boolean;
+}
+
+/**
+ * `n` idle connections to `port`, made 100 at a time (so that none waits out a SYN
+ * retransmission behind a full backlog); destroyed after the test.
+ */
+async function idleConnections(port: number, n: number): Promise<Idle[]> {
+  const all: Idle[] = [];
+  onCleanup(() => { for (const c of all) c.socket.destroy(); });
+  while (all.length < n) {
+    const chunk = Array.from({ length: Math.min(100, n - all.length) }, () => new Promise<Idle>((resolve, reject) => {
+      const c: Idle = { socket: connect(port, '127.0.0.1', () => resolve(c)), text: '', closed: false };
+      c.socket.setEncoding('latin1').on('data', (d: string) => { c.text += d; });
+      c.socket.on('end', () => { c.closed = true; }).on('close', () => { c.closed = true; });
+      c.socket.on('error', (e) => { c.closed = true; reject(e); });
+    }));
+    all.push(...(await Promise.all(chunk)));
+  }
+  return all;
+}
+
+const answers = (c: Idle) => c.text.split('hello\n').length - 1;
+
+/** Sends one request on `c`; whether it was answered within `limitMs` (the answer may still come later). */
+async function answered(c: Idle, limitMs: number): Promise<boolean> {
+  const before = answers(c);
+  c.socket.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+  return eventually(() => answers(c) > before, limitMs);
+}
+
+test('--worker-connections caps what a worker keeps open: the next connections wait in the backlog, and are served once some close', async () => {
+  const capped = await Server.start('--workers', '1', '--worker-connections', '20', '--idle-timeout', '60000');
+  await until('1 worker ready', () => capped.workers().length === 1);
+  const [worker] = capped.workers();
+  const first = await idleConnections(capped.port, 20);
+  for (const c of first) assert.ok(await answered(c, 5000), 'each of the first 20 answered');
+  const waiting = await idleConnections(capped.port, 5);
+  // Not taken while the worker is at its cap (its listener is not even watched): a request sent
+  // meanwhile waits with its connection.
+  const early = await Promise.all(waiting.map((c) => answered(c, 300)));
+  assert.equal(early, [false, false, false, false, false], 'none answered while the worker is full');
+  for (const c of first.slice(0, 5)) c.socket.destroy();
+  await until('the 5 waiting answered once 5 others closed', () => waiting.every((c) => answers(c) === 1));
+  assert.equal(capped.workers(), [worker], 'the same worker throughout');
+  await capped.stop();
+});
+
+test('--worker-connections must be a positive integer; --help describes it', () => {
+  const start = (...args: string[]) => spawnSync(process.execPath, [join(packageRoot, 'scripts/start.mjs'), ...args], { encoding: 'utf8', timeout: 60_000 });
+  const bad = start('--worker-connections', '0');
+  assert.is(bad.status, 2);
+  assert.match(bad.stderr, /^--worker-connections must be an integer from 1 to 1048576, got '0'$/m);
+  assert.match(start('--help').stdout, /^ {2}--worker-connections N {2}connections a worker keeps open at once/m);
+});
+
+/** More idle connections than select can watch in one process. */
+const MANY = 1100;
+
+/** RLIMIT_NOFILE of this process (Node raises its soft limit to the hard one), which the server inherits. */
+function openFilesLimit(): number {
+  const m = /^Max open files\s+(\S+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+  return m?.[1] === 'unlimited' ? Infinity : Number(m?.[1]);
+}
+
+/** The refusals the master's latest status line counts (0 when it names none). */
+function refusedInStatus(s: Server): number {
+  const status = s.lines.filter((l) => l.startsWith('status: ')).pop() ?? '';
+  return Number(/, (\d+) connections refused$/.exec(status)?.[1] ?? 0);
+}
+
+if (MECHANISM === 'select') {
+  test(`select: a worker asked to keep more connections than FD_SETSIZE allows closes and counts those past it, and lives on serving the others (${MANY} idle connections)`, async () => {
+    const limit = openFilesLimit();
+    assert.ok(limit >= 2 * MANY + 200, `needs ${2 * MANY + 200} fds (clients here, connections in the worker); RLIMIT_NOFILE is ${limit}: raise it (ulimit -n)`);
+    const s = await Server.start('--workers', '1', '--worker-connections', '2000', '--idle-timeout', '60000', '--status-interval', '200');
+    await until('1 worker ready', () => s.workers().length === 1);
+    const [worker] = s.workers();
+    await s.waitFor(new RegExp(`^worker ${worker} note: --worker-connections 2000 is more than select can watch here \\(\\d+\\); connections past that are closed$`));
+    const conns = await idleConnections(s.port, MANY);
+    await s.waitFor(new RegExp(`^worker ${worker} refused \\d+ connections?: accepted fd \\d+ is beyond select's FD_SETSIZE \\(1024\\)$`), 10_000);
+    // Refusals are reported once a second: wait until the count has caught up with the closes.
+    await until('the status line counts every connection the server closed', () => refusedInStatus(s) > 0 && refusedInStatus(s) === conns.filter((c) => c.closed).length, 10_000);
+    const refused = refusedInStatus(s);
+    assert.ok(refused >= MANY - 1024, `${refused} refused: at least the ${MANY - 1024} that cannot fit below FD_SETSIZE`);
+    for (const c of conns.slice(0, 5)) assert.ok(await answered(c, 5000), 'an early connection still served');
+    assert.equal(s.workers(), [worker], 'the same worker throughout');
+    await s.stop();
+  });
+
+  test(`select: by default a worker stops accepting below FD_SETSIZE, refusing none (${MANY} idle connections)`, async () => {
+    const limit = openFilesLimit();
+    assert.ok(limit >= 2 * MANY + 200, `needs ${2 * MANY + 200} fds; RLIMIT_NOFILE is ${limit}: raise it (ulimit -n)`);
+    const s = await Server.start('--workers', '1', '--idle-timeout', '60000', '--status-interval', '200');
+    await until('1 worker ready', () => s.workers().length === 1);
+    const [worker] = s.workers();
+    const conns = await idleConnections(s.port, MANY);
+    for (const c of conns.slice(0, 5)) assert.ok(await answered(c, 5000), 'an early connection served');
+    assert.not.ok(await answered(conns[MANY - 1], 300), 'the last one waits in the backlog: the worker is at its cap');
+    // The worker reports refusals and its served count in the same report: once the status
+    // line counts those 5 answers, a refusal would have been reported.
+    await s.waitFor(/^status: 1 workers alive, 5 requests served, mechanism select/, 10_000);
+    assert.equal(s.lines.filter((l) => / refused /.test(l)), [], 'no connection refused');
+    assert.ok(conns.every((c) => !c.closed), 'none closed');
+    assert.equal(s.workers(), [worker], 'the same worker throughout');
+    await s.stop();
+  });
+}
 
 // The server drives both modes itself (master: start(), workers: run()), so it runs once per
 // mechanism, not once more per EVPOLL_MODE. A suite of its own, not uvu's shared `test`: tests

@@ -57,6 +57,10 @@ function onWritable(_ev: Event<Connection>, _which: number, c: Connection): void
 export interface ConnectionsOptions {
   /** Close a connection that has sent nothing for this long (ms). */
   idleTimeoutMs: number;
+  /** Told once per connection closed, refused ones included (the Acceptor's release(), so that its count of open connections stays right). */
+  onClosed?: () => void;
+  /** Told why, each time the loop would not watch a connection handed to add(). */
+  onRefused?: (err: Error) => void;
 }
 
 export class Connections {
@@ -68,6 +72,8 @@ export class Connections {
    * wire, which a careful client then sends again; a graceful stop reports the count.
    */
   closedIdle = 0;
+  /** Connections closed at once because the loop would not watch them. */
+  refused = 0;
   readonly loop: EventLoop;
   readonly tickMs: number;
   #idleTicks: number;
@@ -75,9 +81,13 @@ export class Connections {
   #all = new Set<Connection>();
   #clock: Event<Connections>;
   #onDrained: (() => void) | null = null;
+  #onClosed: () => void;
+  #onRefused: (err: Error) => void;
 
   constructor(loop: EventLoop, options: ConnectionsOptions) {
     this.loop = loop;
+    this.#onClosed = options.onClosed ?? (() => {});
+    this.#onRefused = options.onRefused ?? (() => {});
     this.tickMs = Math.max(10, Math.min(1000, Math.floor(options.idleTimeoutMs / 4)));
     this.#idleTicks = Math.ceil(options.idleTimeoutMs / this.tickMs);
     this.#clock = loop.timer(EV.PERSIST, (_ev, _which, self) => self.#sweep(), this).add(this.tickMs);
@@ -88,10 +98,25 @@ export class Connections {
     return this.#all.size;
   }
 
-  /** Takes over an accepted, nonblocking socket. */
+  /**
+   * Takes over an accepted, nonblocking socket. If the loop will not watch it (the kernel out
+   * of epoll watches, say), it is closed, counted in `refused` and told to onRefused, not
+   * thrown: the exception would leave the loop's run() and end the worker with every other
+   * connection. (The Acceptor already refuses an fd beyond select's FD_SETSIZE.)
+   */
   add(fd: number): void {
     net.setNoDelay(fd); // each answer is one write: nothing to gain from Nagle, a delayed-ACK stall to lose
-    this.#all.add(new Connection(this, fd, this.#tick));
+    let c: Connection;
+    try {
+      c = new Connection(this, fd, this.#tick);
+    } catch (e) {
+      net.close(fd);
+      this.refused++;
+      this.#onClosed();
+      this.#onRefused(e as Error);
+      return;
+    }
+    this.#all.add(c);
   }
 
   /**
@@ -235,6 +260,7 @@ export class Connections {
     c.writable?.del();
     net.close(c.fd);
     this.#all.delete(c);
+    this.#onClosed();
     if (this.#onDrained !== null && this.#all.size === 0) this.#drained();
   }
 

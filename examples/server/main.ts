@@ -19,6 +19,10 @@ Options:
   --idle-timeout MS       close keep-alive connections idle this long (default 15000)
   --grace-timeout MS      a graceful stop closes what a worker still has open after this
                           long (default 10000; FPM's process_control_timeout)
+  --worker-connections N  connections a worker keeps open at once (nginx's
+                          worker_connections; default 1024, with select no more than
+                          fit below its FD_SETSIZE); past 7/8 of it a worker leaves new
+                          connections to the others
   --status-interval MS    how often the master prints a status line (default 5000)
   --help                  this text
 
@@ -48,6 +52,7 @@ try {
       'idle-timeout': { type: 'string' },
       'grace-timeout': { type: 'string' },
       'status-interval': { type: 'string' },
+      'worker-connections': { type: 'string' },
       help: { type: 'boolean' },
       worker: { type: 'boolean' }, // internal: how the master starts a worker
     },
@@ -63,17 +68,21 @@ if (parsed.help) {
 
 const idleTimeoutMs = integer('idle-timeout', parsed['idle-timeout'], 15_000, 1, 86_400_000);
 const graceMs = integer('grace-timeout', parsed['grace-timeout'], 10_000, 1, 86_400_000);
+// Unset means the worker's own default, which depends on the fds it holds (select).
+const workerConnections = parsed['worker-connections'] === undefined ? undefined : integer('worker-connections', parsed['worker-connections'], 0, 1, 1 << 20);
+const workers = integer('workers', parsed.workers, availableParallelism(), 1, 1024);
 const mechanism = parsed.mechanism;
 
 if (parsed.worker) {
-  runWorker({ mechanism, idleTimeoutMs, graceMs });
+  runWorker({ mechanism, idleTimeoutMs, graceMs, workerConnections, workers });
 } else {
-  const workerCommand = [fileURLToPath(import.meta.url), '--worker', '--idle-timeout', String(idleTimeoutMs), '--grace-timeout', String(graceMs)];
+  const workerCommand = [fileURLToPath(import.meta.url), '--worker', '--idle-timeout', String(idleTimeoutMs), '--grace-timeout', String(graceMs), '--workers', String(workers)];
+  if (workerConnections !== undefined) workerCommand.push('--worker-connections', String(workerConnections));
   try {
     runMaster({
       host: parsed.host ?? '127.0.0.1',
       port: integer('port', parsed.port, 8080, 0, 65535),
-      workers: integer('workers', parsed.workers, availableParallelism(), 1, 1024),
+      workers,
       mechanism,
       statusIntervalMs: integer('status-interval', parsed['status-interval'], 5000, 10, 86_400_000),
       graceMs,

@@ -37,6 +37,8 @@ interface Worker {
   state: 'starting' | 'ready' | 'retiring';
   startedAt: number;
   served: number;
+  /** Connections it closed because its loop could not watch them (cumulative, as it reports). */
+  refused: number;
   control: LineReader;
   controlEvent: Event<Worker> | null;
 }
@@ -55,6 +57,7 @@ export function runMaster(options: MasterOptions): void {
   const failures: number[] = new Array(options.workers).fill(0);
   const respawns: (Event | undefined)[] = new Array(options.workers).fill(undefined);
   let served = 0;
+  let refused = 0;
   let stopping: 'graceful' | 'immediate' | null = null;
   /** The slot being replaced by a reload, or -1. */
   let reloading = -1;
@@ -69,7 +72,7 @@ export function runMaster(options: MasterOptions): void {
     stdio[CONTROL_FD] = theirs;
     const child = spawn(process.execPath, [...options.workerCommand, '--mechanism', loop.mechanism], { stdio });
     net.close(theirs);
-    const w: Worker = { child, pid: child.pid ?? -1, slot, state: 'starting', startedAt: performance.now(), served: 0, control: new LineReader(mine), controlEvent: null };
+    const w: Worker = { child, pid: child.pid ?? -1, slot, state: 'starting', startedAt: performance.now(), served: 0, refused: 0, control: new LineReader(mine), controlEvent: null };
     w.controlEvent = loop.event(mine, EV.READ, (_ev, _which, worker) => readControl(worker), w).add();
     child.on('exit', (code, signal) => onExit(w, code, signal));
     child.on('error', (err) => { // it could not be started (or signalled): as good as dead
@@ -88,8 +91,18 @@ export function runMaster(options: MasterOptions): void {
         const count = Number(line.slice(7));
         served += count - w.served;
         w.served = count;
-      } else if (line.startsWith('drained: ')) {
-        log(`worker ${w.pid} ${line}`); // how its graceful stop went: connections closed idle, and cut off at the deadline
+      } else if (line.startsWith('refused ')) {
+        // `refused N why`: N cumulative, `why` the last one's reason (an fd beyond FD_SETSIZE).
+        const [, count, why] = /^refused (\d+) (.*)$/.exec(line) ?? [];
+        const more = Number(count) - w.refused;
+        if (more > 0) {
+          refused += more;
+          w.refused = Number(count);
+          log(`worker ${w.pid} refused ${more} connection${more === 1 ? '' : 's'}: ${why}`);
+        }
+      } else if (line.startsWith('drained: ') || line.startsWith('note: ')) {
+        // How its graceful stop went (connections closed idle, and cut off at the deadline); a note on its settings.
+        log(`worker ${w.pid} ${line}`);
       }
     }
     if (ended && w.controlEvent) {
@@ -176,7 +189,7 @@ export function runMaster(options: MasterOptions): void {
     if (all.size === 0) finish();
   };
 
-  const status = () => log(`status: ${all.size} workers alive, ${served} requests served, mechanism ${loop.mechanism}`);
+  const status = () => log(`status: ${all.size} workers alive, ${served} requests served, mechanism ${loop.mechanism}${refused ? `, ${refused} connections refused` : ''}`);
 
   const finish = () => {
     status();

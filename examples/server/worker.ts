@@ -1,7 +1,8 @@
 // A worker process: its own EventLoop in run() mode (the loop owns the thread; signals arrive
 // through evpoll's self-pipe), accepting on the listener the master handed down as fd 3 and
 // serving HTTP on every connection it takes. It reports to the master over fd 4.
-import { Acceptor, EV, EventLoop } from 'evpoll';
+import { readdirSync } from 'node:fs';
+import { Acceptor, EV, EventLoop, mechanisms } from 'evpoll';
 import * as net from 'evpoll/net';
 import { Connections } from './connections.js';
 import { CONTROL_FD, LISTEN_FD } from './control.js';
@@ -12,21 +13,45 @@ export interface WorkerOptions {
   idleTimeoutMs: number;
   /** A graceful stop closes whatever is still open after this long. */
   graceMs: number;
+  /** Connections open at once (--worker-connections); default: DEFAULT_WORKER_CONNECTIONS, or what fits (select). */
+  workerConnections?: number;
+  /** Workers sharing the listener (--workers): a lone one has nobody to leave connections to. */
+  workers: number;
+}
+
+/** nginx's default worker_connections is 512; a hello server's connections cost little. */
+export const DEFAULT_WORKER_CONNECTIONS = 1024;
+
+/** fds a worker may still open after it counted its own (Node's and libuv's, lazily). */
+const FD_MARGIN = 16;
+
+/**
+ * How many connections fit below the first fd the mechanism cannot watch (select's
+ * FD_SETSIZE), beside the fds the worker holds now; null where there is no such limit. A
+ * connection takes the lowest free fd, so this many can be watched.
+ */
+function connectionsThatFit(mechanism: string): number | null {
+  const limit = mechanisms().find((m) => m.name === mechanism)?.fdLimit ?? null;
+  if (limit === null) return null;
+  const held = readdirSync('/proc/self/fd').filter((name) => Number(name) < limit).length;
+  return Math.max(1, limit - held - FD_MARGIN);
 }
 
 export function runWorker(options: WorkerOptions): never {
   const loop = new EventLoop({ mechanism: options.mechanism });
-  const connections = new Connections(loop, { idleTimeoutMs: options.idleTimeoutMs });
-  // EXCLUSIVE: of the workers blocked on this shared listener, the kernel wakes one per
-  // connection instead of all of them (the thundering herd); poll and select ignore it.
-  // One accept per readiness (nginx's multi_accept off): the listener is level-triggered, so
-  // this worker comes back for the next at once, while the others woken meanwhile take their
-  // share. A batch would let the one worker woken first drain a whole burst: under `npm run
-  // soak`, one worker took all 100 of wrk's connections and the other idled for the minute.
-  const acceptor = new Acceptor(loop, LISTEN_FD, (fd) => connections.add(fd), { exclusive: true, batch: 1 });
+  // Why the last connection the loop could not watch was closed (the count goes to the master).
+  let lastRefusal = '';
+  const onRefused = (err: Error) => { lastRefusal = err.message; };
+  const connections = new Connections(loop, { idleTimeoutMs: options.idleTimeoutMs, onClosed: () => acceptor.release(), onRefused });
 
   let reported = -1;
+  let refusedReported = 0;
   const report = () => {
+    const refused = acceptor.refused + connections.refused;
+    if (refused !== refusedReported) {
+      refusedReported = refused;
+      tell(`refused ${refused} ${lastRefusal}`);
+    }
     if (connections.served === reported) return;
     reported = connections.served;
     tell(`served ${reported}`);
@@ -69,6 +94,30 @@ export function runWorker(options: WorkerOptions): never {
       stopGracefully();
     }
   }).add();
+
+  // Counted once everything above holds its fds. With select, the default cap is what fits
+  // below FD_SETSIZE, so that the cap (and accept_disabled before it) stops accepting before
+  // an fd select cannot watch comes up; a larger --worker-connections is obeyed, and the
+  // Acceptor closes and counts each connection past the limit.
+  const fit = connectionsThatFit(loop.mechanism);
+  const maxConnections = options.workerConnections ?? Math.min(DEFAULT_WORKER_CONNECTIONS, fit ?? Infinity);
+  if (fit !== null && maxConnections > fit) {
+    tell(`note: --worker-connections ${maxConnections} is more than ${loop.mechanism} can watch here (${fit}); connections past that are closed`);
+  }
+  // EXCLUSIVE: of the workers blocked on this shared listener, the kernel wakes one per
+  // connection instead of all of them (the thundering herd); poll and select ignore it.
+  // One accept per readiness (nginx's multi_accept off): the listener is level-triggered, so
+  // this worker comes back for the next at once, while the others woken meanwhile take their
+  // share. A batch would let the one worker woken first drain a whole burst: under `npm run
+  // soak`, one worker took all 100 of wrk's connections and the other idled for the minute.
+  // Past 7/8 of its cap a worker yields accept turns to the others (nginx's accept_disabled).
+  const acceptor = new Acceptor(loop, LISTEN_FD, (fd) => connections.add(fd), {
+    exclusive: true,
+    batch: 1,
+    maxConnections,
+    yieldNearCap: options.workers > 1,
+    onRefused,
+  });
 
   tell('ready');
   loop.run();
