@@ -355,7 +355,8 @@ export class Acceptor {
    */
   #turn(): void {
     if (this.#acceptDisabled > 0) {
-      this.#acceptDisabled--;
+      // Only yielded turns count (with a mutex the hook runs while full or backing off too).
+      if (this.#state === 'yielding') this.#acceptDisabled--;
       return;
     }
     const mutex = this.#mutex;
