@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process';
 import { Acceptor } from '../src/acceptor.js';
 import { EV, mechanisms, type EventLoop } from '../src/index.js';
 import * as net from '../src/net.js';
-import { newLoop, iterate, iterateUntil, sleep, fillFdTable, runUnderFdLimit, MODE, MECHANISM, openFds, until, eventually, killOnCleanup, report, CHILD_PRELUDE } from './helpers.js';
+import { newLoop, iterate, iterateUntil, drive, sleep, fillFdTable, runUnderFdLimit, MODE, MECHANISM, openFds, until, eventually, killOnCleanup, report, CHILD_PRELUDE } from './helpers.js';
 import { onCleanup } from './harness.js';
 
 const CHILD_FLAG = 'EVPOLL_ACCEPTOR_EMFILE_CHILD';
@@ -125,28 +125,6 @@ test('out of fds: the listener is switched off for the back-off, the CPU stays i
   assert.is(report.acceptedAfter, report.clients, 'every queued connection accepted once fds were freed');
 });
 
-/**
- * Drives `loop` as the mode under test does, continuously (run mode: runOnce() with no timeout,
- * each iteration one the loop makes on its own; start mode: started throughout), until `done()`
- * holds or `limitMs` passes; returns done().
- */
-async function drive(loop: EventLoop, limitMs: number, done: () => boolean = () => false): Promise<boolean> {
-  let expired = false;
-  const limit = loop.timer(0, () => { expired = true; }).add(limitMs);
-  if (MODE === 'start') {
-    loop.start();
-    try {
-      await until('the loop driven until done or its limit timer', () => done() || expired, limitMs + 5000);
-    } finally {
-      loop.stop();
-    }
-  } else {
-    while (!done() && !expired) loop.runOnce();
-  }
-  limit.del();
-  return done();
-}
-
 /** A listening socket on 127.0.0.1, closed after the test. */
 function listen(): number {
   const fd = net.listen('127.0.0.1', 0);
@@ -248,9 +226,11 @@ test("acceptDisabled is nginx's maxConnections/8 − free, set as each connectio
   // Each yielded turn is a wait the turn timer ends: the listener, readable all along, was not
   // watched (a loop that only skipped its readiness would go through the k turns at once).
   assert.ok(waits <= k + 3, `${waits} waits for ${k} yielded turns`);
-  // ...and the turn timer ended them (start mode may count one without a wait): a loop that
-  // only skipped the listener's readiness would have its turns ended by that readiness instead.
-  assert.ok(timersFired >= k - 1, `${timersFired} turn timers fired for ${k} yielded turns`);
+  // ...and the turn timer ended them: a loop that only skipped the listener's readiness would have
+  // its turns ended by that readiness instead. Not in start() mode, where a turn is also each
+  // hand-back to Node's loop, and poll's and select's helper thread hands back batches with
+  // nothing for this loop (seen: 3 turns in 32 ms).
+  if (MODE === 'run') assert.ok(timersFired >= k - 1, `${timersFired} turn timers fired for ${k} yielded turns`);
   assert.equal(seen[60], [61, 5]);
 });
 

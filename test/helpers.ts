@@ -205,6 +205,28 @@ export async function iterateUntil(loop: EventLoop, done: () => boolean, limitMs
   return n;
 }
 
+/**
+ * Drives `loop` as the mode under test does, continuously (run mode: runOnce() with no timeout,
+ * each iteration one the loop makes on its own; start mode: started throughout), until `done()`
+ * holds or `limitMs` passes; returns done().
+ */
+export async function drive(loop: EventLoop, limitMs: number, done: () => boolean = () => false): Promise<boolean> {
+  let expired = false;
+  const limit = loop.timer(0, () => { expired = true; }).add(limitMs);
+  if (MODE === 'start') {
+    loop.start();
+    try {
+      await until('the loop driven until done or its limit timer', () => done() || expired, limitMs + 5000);
+    } finally {
+      loop.stop();
+    }
+  } else {
+    while (!done() && !expired) loop.runOnce();
+  }
+  limit.del();
+  return done();
+}
+
 /** Asserts `fn` throws an error with `code` (and returns it). */
 export function throwsCode(fn: () => unknown, code: string): Error & { code: string; errno?: number; syscall?: string } {
   try {

@@ -21,6 +21,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EV, EventLoop, EvpollError, type EventLoopOptions, type SignalEvent } from '../src/index.js';
 import { Acceptor } from '../src/acceptor.js';
+import { AcceptMutex, SharedRegion } from '../src/shm.js';
 import * as net from '../src/net.js';
 import { addon, type NativeBackend } from '../src/native.js';
 import { Worker } from 'node:worker_threads';
@@ -162,6 +163,21 @@ function acceptor(t: Ctx, ...args: ConstructorParameters<typeof Acceptor>): Acce
   const a = new Acceptor(...args);
   t.defer(() => a.close());
   return a;
+}
+
+/** A free AcceptMutex on a region closed after the row. */
+function mutex(t: Ctx): AcceptMutex {
+  const region = SharedRegion.create(4096);
+  t.defer(() => region.close());
+  return new AcceptMutex(region);
+}
+
+/** An AcceptMutex whose region is closed already. */
+function closedMutex(): AcceptMutex {
+  const region = SharedRegion.create(4096);
+  const m = new AcceptMutex(region);
+  region.close();
+  return m;
 }
 
 /** A listening socket, closed after the row. */
@@ -748,6 +764,13 @@ const ROWS: Row[] = [
   { name: 'Acceptor: turnMs Infinity', call: (t) => acceptor(t, t.loop, listener(t), noop, { turnMs: Infinity }), expect: 'ERR_EVPOLL_INVALID_ARG' },
   { name: "Acceptor: yieldNearCap 'no'", call: (t) => acceptor(t, t.loop, listener(t), noop, { yieldNearCap: 'no' as unknown as boolean }), expect: 'ERR_EVPOLL_INVALID_ARG' },
   { name: 'Acceptor: onRefused not a function', call: (t) => acceptor(t, t.loop, listener(t), noop, { onRefused: {} as unknown as () => void }), expect: 'ERR_EVPOLL_INVALID_ARG' },
+  { name: 'Acceptor: mutex not an AcceptMutex', call: (t) => acceptor(t, t.loop, listener(t), noop, { mutex: {} as unknown as AcceptMutex }), expect: 'ERR_EVPOLL_INVALID_ARG' },
+  { name: 'Acceptor: mutex on a closed SharedRegion', call: (t) => acceptor(t, t.loop, listener(t), noop, { mutex: closedMutex() }), expect: 'ERR_EVPOLL_CLOSED' },
+  { name: 'Acceptor: mutexDelayMs 0 (a locked-out turn would end at once)', call: (t) => acceptor(t, t.loop, listener(t), noop, { mutex: mutex(t), mutexDelayMs: 0 }), expect: 'ERR_EVPOLL_INVALID_ARG' },
+  { name: 'Acceptor: mutexDelayMs -1', call: (t) => acceptor(t, t.loop, listener(t), noop, { mutex: mutex(t), mutexDelayMs: -1 }), expect: 'ERR_EVPOLL_INVALID_ARG' },
+  { name: 'Acceptor: mutexDelayMs NaN', call: (t) => acceptor(t, t.loop, listener(t), noop, { mutex: mutex(t), mutexDelayMs: NaN }), expect: 'ERR_EVPOLL_INVALID_ARG' },
+  { name: 'Acceptor: mutexDelayMs Infinity', call: (t) => acceptor(t, t.loop, listener(t), noop, { mutex: mutex(t), mutexDelayMs: Infinity }), expect: 'ERR_EVPOLL_INVALID_ARG' },
+  { name: "Acceptor: mutexDelayMs '500'", call: (t) => acceptor(t, t.loop, listener(t), noop, { mutex: mutex(t), mutexDelayMs: '500' as unknown as number }), expect: 'ERR_EVPOLL_INVALID_ARG' },
   { name: 'Acceptor: release() with no connection open', call: (t) => acceptor(t, t.loop, listener(t), noop, { maxConnections: 4 }).release(), expect: 'ERR_EVPOLL_INVALID_ARG' },
   { name: 'Acceptor: onConnection missing', call: (t) => acceptor(t, t.loop, listener(t), undefined as unknown as () => void), expect: 'ERR_EVPOLL_INVALID_ARG' },
   { name: 'Acceptor: options null', call: (t) => acceptor(t, t.loop, listener(t), noop, null as unknown as {}), expect: 'ERR_EVPOLL_INVALID_ARG' },

@@ -1,6 +1,6 @@
 // The server of `npm start` (examples/server via scripts/start.mjs) as a child process, for
-// the end-to-end tests (server.test.ts, faults.test.ts): its output lines, its pids, and
-// waiting for them to be gone.
+// the end-to-end tests (server.test.ts, server-accept.test.ts, faults.test.ts): its output
+// lines, its pids, waiting for them to be gone, and clients that keep requesting.
 import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import { readFileSync } from 'node:fs';
@@ -139,3 +139,67 @@ export function keepRequesting<R>(n: number, result: R, one: (agent: http.Agent)
     stop,
   };
 }
+
+/**
+ * An error of get(): whether its request went out on a kept-alive connection, and how long
+ * before the error that connection was last given a request (this one, on a fresh connection:
+ * when it began to connect), in ms.
+ */
+export type GetError = NodeJS.ErrnoException & { reusedSocket?: boolean; quietMs?: number };
+
+/** When each socket was last given a request. */
+const lastUse = new WeakMap<object, number>();
+
+export function get(port: number, agent: http.Agent, path = '/'): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port, path, agent }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (d) => { body += d; }).on('end', () => resolve({ status: res.statusCode!, body, headers: res.headers }));
+    });
+    let previous = Infinity;
+    req.on('socket', (socket) => {
+      const now = performance.now();
+      previous = lastUse.get(socket) ?? now;
+      lastUse.set(socket, now);
+    });
+    req.on('error', (e: GetError) => reject(Object.assign(e, { reusedSocket: req.reusedSocket, quietMs: performance.now() - previous })));
+  });
+}
+
+/**
+ * Keeps `n` keep-alive requests going until stop(); stop() resolves once the last one is answered.
+ *
+ * It behaves as a careful HTTP/1.1 client may (RFC 9112 §9.3.1; Node's own advice under
+ * `request.reusedSocket`): an idempotent GET that met a reset before any answer is sent again.
+ * A stopping worker closes connections that have been quiet for a tick. When this process
+ * stalls (a GC pause, a starved CPU; CI saw it under ASan) between an answer and its next
+ * request, or between connecting and its first, that request can go out on a connection the
+ * server has just closed, and no server can tell such a client from one that went away.
+ *
+ * Only that case is forgiven: the reset must come at least a tick (`tickMs`, the server's sweep
+ * period) after the connection was last given a request (or began to connect): the server read
+ * nothing from it for a whole tick, so it was quiet that long at least. A server that dropped a request it had read resets
+ * at once, and is caught; so is a second failure, or a wrong answer.
+ */
+export function steadyClient(port: number, tickMs: number, n = 4) {
+  const result = { ok: 0, resent: 0, failures: [] as string[] };
+  return keepRequesting(n, result, async (agent) => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const r = await get(port, agent);
+        if (r.status === 200 && r.body === 'hello\n') result.ok++;
+        else result.failures.push(`status ${r.status}`);
+        return;
+      } catch (e) {
+        const error = e as GetError;
+        if (error.code === 'ECONNRESET' && error.quietMs! >= tickMs && attempt <= n) {
+          result.resent++;
+          continue;
+        }
+        result.failures.push(`${error.message} (${error.reusedSocket ? 'a kept-alive' : 'a fresh'} connection, ${error.quietMs!.toFixed(0)} ms after it was given a request)`);
+        return;
+      }
+    }
+  });
+}
+

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { packageRoot } from '../src/paths.js';
 import { onCleanup } from './harness.js';
 import { MECHANISM, MODE, sleep, until, eventually } from './helpers.js';
-import { Server, running, allGone, keepRequesting, stopLoads } from './server-helpers.js';
+import { Server, running, allGone, get, steadyClient as steadyClientEvery, stopLoads } from './server-helpers.js';
 
 const test = suite('server');
 
@@ -18,31 +18,7 @@ const IDLE_TIMEOUT_MS = 1000; // the server's sweep then ticks every 250 ms
 
 const TICK_MS = IDLE_TIMEOUT_MS / 4; // the server's sweep period
 
-/**
- * An error of get(): whether its request went out on a kept-alive connection, and how long
- * before the error that connection was last given a request (this one, on a fresh connection:
- * when it began to connect), in ms.
- */
-type GetError = NodeJS.ErrnoException & { reusedSocket?: boolean; quietMs?: number };
-
-/** When each socket was last given a request. */
-const lastUse = new WeakMap<object, number>();
-
-function get(port: number, agent: http.Agent, path = '/'): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
-  return new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port, path, agent }, (res) => {
-      let body = '';
-      res.setEncoding('utf8').on('data', (d) => { body += d; }).on('end', () => resolve({ status: res.statusCode!, body, headers: res.headers }));
-    });
-    let previous = Infinity;
-    req.on('socket', (socket) => {
-      const now = performance.now();
-      previous = lastUse.get(socket) ?? now;
-      lastUse.set(socket, now);
-    });
-    req.on('error', (e: GetError) => reject(Object.assign(e, { reusedSocket: req.reusedSocket, quietMs: performance.now() - previous })));
-  });
-}
+const steadyClient = (port: number) => steadyClientEvery(port, TICK_MS);
 
 /** Sends `payload` on a fresh connection; resolves to everything received until the server closes (or `limitMs`). */
 function raw(port: number, payload: string | Buffer, limitMs = 3000): Promise<{ text: string; closed: boolean }> {
@@ -186,43 +162,6 @@ test('a killed worker is respawned; one that keeps dying is respawned later and 
   await server.waitFor(/^status: 2 workers alive/, 2000, status);
   assert.is(server.workers().length, 2);
 });
-
-/**
- * Keeps `n` keep-alive requests going until stop(); stop() resolves once the last one is answered.
- *
- * It behaves as a careful HTTP/1.1 client may (RFC 9112 §9.3.1; Node's own advice under
- * `request.reusedSocket`): an idempotent GET that met a reset before any answer is sent again.
- * A stopping worker closes connections that have been quiet for a tick. When this process
- * stalls (a GC pause, a starved CPU; CI saw it under ASan) between an answer and its next
- * request, or between connecting and its first, that request can go out on a connection the
- * server has just closed, and no server can tell such a client from one that went away.
- *
- * Only that case is forgiven: the reset must come at least a tick after the connection was
- * last given a request (or began to connect): the server read nothing from it for a whole
- * tick, so it was quiet that long at least. A server that dropped a request it had read resets
- * at once, and is caught; so is a second failure, or a wrong answer.
- */
-function steadyClient(port: number, n = 4) {
-  const result = { ok: 0, resent: 0, failures: [] as string[] };
-  return keepRequesting(n, result, async (agent) => {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        const r = await get(port, agent);
-        if (r.status === 200 && r.body === 'hello\n') result.ok++;
-        else result.failures.push(`status ${r.status}`);
-        return;
-      } catch (e) {
-        const error = e as GetError;
-        if (error.code === 'ECONNRESET' && error.quietMs! >= TICK_MS && attempt <= n) {
-          result.resent++;
-          continue;
-        }
-        result.failures.push(`${error.message} (${error.reusedSocket ? 'a kept-alive' : 'a fresh'} connection, ${error.quietMs!.toFixed(0)} ms after it was given a request)`);
-        return;
-      }
-    }
-  });
-}
 
 test('SIGUSR2 replaces every worker while a steady client sees no failure', async () => {
   const client = steadyClient(server.port);

@@ -3,6 +3,7 @@
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { ACCEPT_MODES, type AcceptMode } from './control.js';
 import { runMaster } from './master.js';
 import { runWorker } from './worker.js';
 
@@ -23,6 +24,17 @@ Options:
                           worker_connections; default 1024, with select no more than
                           fit below its FD_SETSIZE); past 7/8 of it a worker leaves new
                           connections to the others
+  --accept MODE           how the workers share new connections (default: exclusive where
+                          the mechanism has exclusive wake-ups (epoll), mutex elsewhere):
+                            exclusive  one listening socket; the kernel wakes one worker
+                                       per connection (EPOLLEXCLUSIVE; elsewhere as none)
+                            mutex      one listening socket, watched only by the worker
+                                       holding an accept mutex in shared memory (nginx's
+                                       accept_mutex; the others try every 500 ms)
+                            reuseport  a listening socket per worker (SO_REUSEPORT): the
+                                       kernel spreads connections among them
+                            none       one listening socket, watched by every worker: each
+                                       connection wakes them all
   --status-interval MS    how often the master prints a status line (default 5000)
   --help                  this text
 
@@ -53,6 +65,7 @@ try {
       'grace-timeout': { type: 'string' },
       'status-interval': { type: 'string' },
       'worker-connections': { type: 'string' },
+      accept: { type: 'string' },
       help: { type: 'boolean' },
       worker: { type: 'boolean' }, // internal: how the master starts a worker
     },
@@ -72,9 +85,13 @@ const graceMs = integer('grace-timeout', parsed['grace-timeout'], 10_000, 1, 86_
 const workerConnections = parsed['worker-connections'] === undefined ? undefined : integer('worker-connections', parsed['worker-connections'], 0, 1, 1 << 20);
 const workers = integer('workers', parsed.workers, availableParallelism(), 1, 1024);
 const mechanism = parsed.mechanism;
+// Unset means the master's default, which depends on the mechanism; a worker is always told.
+const accept = parsed.accept as AcceptMode | undefined;
+if (accept !== undefined && !ACCEPT_MODES.includes(accept)) fail(`--accept must be one of ${ACCEPT_MODES.join(', ')}, got '${accept}'`);
 
 if (parsed.worker) {
-  runWorker({ mechanism, idleTimeoutMs, graceMs, workerConnections, workers });
+  if (accept === undefined) fail('--worker needs --accept');
+  runWorker({ mechanism, idleTimeoutMs, graceMs, workerConnections, workers, accept });
 } else {
   const workerCommand = [fileURLToPath(import.meta.url), '--worker', '--idle-timeout', String(idleTimeoutMs), '--grace-timeout', String(graceMs), '--workers', String(workers)];
   if (workerConnections !== undefined) workerCommand.push('--worker-connections', String(workerConnections));
@@ -84,6 +101,7 @@ if (parsed.worker) {
       port: integer('port', parsed.port, 8080, 0, 65535),
       workers,
       mechanism,
+      accept,
       statusIntervalMs: integer('status-interval', parsed['status-interval'], 5000, 10, 86_400_000),
       graceMs,
       workerCommand,

@@ -1,6 +1,8 @@
-// The master (FPM's watcher): owns the listening socket, keeps `workers` worker processes
-// running, and turns signals into stops and reloads. Its EventLoop runs in integrated mode
-// (start()), because it also needs Node's own loop for child_process 'exit' events.
+// The master (FPM's watcher): owns the listening socket (with --accept reuseport, one per
+// worker slot) and, with --accept mutex, the shared memory holding the accept mutex; keeps
+// `workers` worker processes running, and turns signals into stops and reloads. Its EventLoop
+// runs in integrated mode (start()), because it also needs Node's own loop for child_process
+// 'exit' events.
 //
 //   SIGTERM, SIGINT  graceful stop: workers stop accepting, finish what is in flight, exit
 //   SIGQUIT          immediate stop
@@ -10,17 +12,20 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EV, EventLoop, type Event } from 'evpoll';
 import * as net from 'evpoll/net';
-import { CONTROL_FD, LISTEN_FD, LineReader } from './control.js';
+import { AcceptMutex, SharedRegion } from 'evpoll/shm';
+import { CONTROL_FD, LISTEN_FD, LineReader, MUTEX_OFFSET, SHM_BYTES, SHM_FD, type AcceptMode } from './control.js';
 
 export interface MasterOptions {
   host: string;
   port: number;
   workers: number;
   mechanism?: string;
+  /** Default: exclusive where the mechanism has exclusive wake-ups, mutex elsewhere. */
+  accept?: AcceptMode;
   statusIntervalMs: number;
   /** How long a gracefully stopping worker may take before it is killed. */
   graceMs: number;
-  /** The command line that starts one worker, [script, ...args]; the master adds --mechanism. */
+  /** The command line that starts one worker, [script, ...args]; the master adds --mechanism and --accept. */
   workerCommand: string[];
 }
 
@@ -39,17 +44,32 @@ interface Worker {
   served: number;
   /** Connections it closed because its loop could not watch them (cumulative, as it reports). */
   refused: number;
+  /** Its last `accept accepted=A wakeups=W wasted=X waits=Y` report, printed when it exits. */
+  acceptCounts: string;
   control: LineReader;
   controlEvent: Event<Worker> | null;
 }
 
 export function runMaster(options: MasterOptions): void {
   const loop = new EventLoop({ mechanism: options.mechanism });
-  let listenFd = net.listen(options.host, options.port);
-  const port = net.localPort(listenFd);
+  const accept = options.accept ?? (loop.supportExclusive ? 'exclusive' : 'mutex');
+  // reuseport: one socket per worker slot, all made here (nginx makes them in its master too).
+  // Holding them, the master keeps the port bound whatever its workers do, and a slot's
+  // connections queued while its worker is gone (a death, a reload) wait in its socket for the
+  // next worker of that slot, which inherits it, instead of being reset when the socket closes.
+  let listeners: number[] = [net.listen(options.host, options.port, { reusePort: accept === 'reuseport' })];
+  const port = net.localPort(listeners[0]);
+  if (accept === 'reuseport') {
+    for (let slot = 1; slot < options.workers; slot++) listeners.push(net.listen(options.host, port, { reusePort: true }));
+  }
+  const listenerOf = (slot: number) => listeners[accept === 'reuseport' ? slot : 0];
+  // The accept mutex, in memory each worker maps (fd 5); the rest of the region is spare.
+  const region = accept === 'mutex' ? SharedRegion.create(SHM_BYTES, { name: 'evpoll-server' }) : null;
+  const mutex = region === null ? null : new AcceptMutex(region, MUTEX_OFFSET);
   const log = (line: string) => console.log(line);
   log(`listening on http://${options.host.includes(':') ? `[${options.host}]` : options.host}:${port}`);
   log(`master ${process.pid}: ${options.workers} workers, mechanism ${loop.mechanism}`);
+  log(`accept: ${accept}${accept === 'exclusive' && !loop.supportExclusive ? ` (${loop.mechanism} has no exclusive wake-ups: every worker wakes per connection, as with none)` : ''}`);
 
   const all = new Set<Worker>();
   /** The worker serving each slot (undefined while a respawn waits out its back-off). */
@@ -68,11 +88,12 @@ export function runMaster(options: MasterOptions): void {
     // close-on-exec there; the master's own copies stay close-on-exec, so no worker inherits
     // another's control socket).
     const stdio: ('ignore' | 'inherit' | number)[] = ['ignore', 'inherit', 'inherit'];
-    stdio[LISTEN_FD] = listenFd;
+    stdio[LISTEN_FD] = listenerOf(slot);
     stdio[CONTROL_FD] = theirs;
-    const child = spawn(process.execPath, [...options.workerCommand, '--mechanism', loop.mechanism], { stdio });
+    if (region !== null) stdio[SHM_FD] = region.fd;
+    const child = spawn(process.execPath, [...options.workerCommand, '--mechanism', loop.mechanism, '--accept', accept], { stdio });
     net.close(theirs);
-    const w: Worker = { child, pid: child.pid ?? -1, slot, state: 'starting', startedAt: performance.now(), served: 0, refused: 0, control: new LineReader(mine), controlEvent: null };
+    const w: Worker = { child, pid: child.pid ?? -1, slot, state: 'starting', startedAt: performance.now(), served: 0, refused: 0, acceptCounts: '', control: new LineReader(mine), controlEvent: null };
     w.controlEvent = loop.event(mine, EV.READ, (_ev, _which, worker) => readControl(worker), w).add();
     child.on('exit', (code, signal) => onExit(w, code, signal));
     child.on('error', (err) => { // it could not be started (or signalled): as good as dead
@@ -100,6 +121,8 @@ export function runMaster(options: MasterOptions): void {
           w.refused = Number(count);
           log(`worker ${w.pid} refused ${more} connection${more === 1 ? '' : 's'}: ${why}`);
         }
+      } else if (line.startsWith('accept ')) {
+        w.acceptCounts = line.slice(7);
       } else if (line.startsWith('drained: ') || line.startsWith('note: ')) {
         // How its graceful stop went (connections closed idle, and cut off at the deadline); a note on its settings.
         log(`worker ${w.pid} ${line}`);
@@ -137,6 +160,11 @@ export function runMaster(options: MasterOptions): void {
       w.controlEvent = null;
     }
     all.delete(w);
+    // nginx's ngx_shmtx_force_unlock in ngx_process_get_status: a worker that died (or was
+    // killed) between a turn and the end of its wait leaves the lock held, and no other worker
+    // would ever accept again.
+    if (mutex?.forceUnlock(w.pid)) log(`worker ${w.pid} held the accept mutex when it exited: unlocked`);
+    if (w.acceptCounts) log(`worker ${w.pid} accept: ${w.acceptCounts}`);
     const how = signal ? `signal ${signal}` : `code ${code}`;
     if (stopping) {
       log(`worker ${w.pid} exited (${how})`);
@@ -179,10 +207,8 @@ export function runMaster(options: MasterOptions): void {
     reloading = -1;
     log(`${how} stop: ${all.size} workers`);
     for (const r of respawns) r?.del();
-    if (listenFd >= 0) {
-      net.close(listenFd); // the workers' copies keep it open while they finish
-      listenFd = -1;
-    }
+    for (const fd of listeners) net.close(fd); // the workers' copies keep them open while they finish
+    listeners = [];
     for (const w of all) w.child.kill(how === 'graceful' ? 'SIGTERM' : 'SIGQUIT');
     // A worker that does not go in time is killed.
     loop.timer(0, () => { for (const w of all) w.child.kill('SIGKILL'); }).add(how === 'graceful' ? options.graceMs + 2000 : 1000);

@@ -1,11 +1,13 @@
 // A worker process: its own EventLoop in run() mode (the loop owns the thread; signals arrive
 // through evpoll's self-pipe), accepting on the listener the master handed down as fd 3 and
-// serving HTTP on every connection it takes. It reports to the master over fd 4.
+// serving HTTP on every connection it takes. It reports to the master over fd 4; with
+// `--accept mutex` it finds the accept mutex in the shared memory handed down as fd 5.
 import { readdirSync } from 'node:fs';
 import { Acceptor, EV, EventLoop, mechanisms } from 'evpoll';
 import * as net from 'evpoll/net';
+import { AcceptMutex, SharedRegion } from 'evpoll/shm';
 import { Connections } from './connections.js';
-import { CONTROL_FD, LISTEN_FD } from './control.js';
+import { CONTROL_FD, LISTEN_FD, MUTEX_OFFSET, SHM_FD, type AcceptMode } from './control.js';
 
 
 export interface WorkerOptions {
@@ -17,6 +19,8 @@ export interface WorkerOptions {
   workerConnections?: number;
   /** Workers sharing the listener (--workers): a lone one has nobody to leave connections to. */
   workers: number;
+  /** How the workers share new connections (control.ts's AcceptMode). */
+  accept: AcceptMode;
 }
 
 /** nginx's default worker_connections is 512; a hello server's connections cost little. */
@@ -46,31 +50,39 @@ export function runWorker(options: WorkerOptions): never {
 
   let reported = -1;
   let refusedReported = 0;
-  const report = () => {
+  let wakeupsReported = -1;
+  /** Sends the counts that changed since the last report (`final`: the accept counts in any case, for the master to print). */
+  const report = (final = false) => {
     const refused = acceptor.refused + connections.refused;
     if (refused !== refusedReported) {
       refusedReported = refused;
       tell(`refused ${refused} ${lastRefusal}`);
     }
+    if (final || acceptor.wakeups !== wakeupsReported) {
+      wakeupsReported = acceptor.wakeups;
+      tell(`accept accepted=${acceptor.accepted} wakeups=${acceptor.wakeups} wasted=${acceptor.wasted} waits=${loop.stats().waits}`);
+    }
     if (connections.served === reported) return;
     reported = connections.served;
     tell(`served ${reported}`);
   };
-  loop.timer(EV.PERSIST, report).add(1000);
+  loop.timer(EV.PERSIST, () => report()).add(1000);
 
   let stopping = false;
   /** The end of a graceful stop; `cut` connections were still open at the deadline. */
   const finish = (cut: number) => {
-    report();
+    report(true);
     tell(`drained: ${connections.closedIdle} closed idle, ${cut} cut off`);
     loop.stop();
   };
   const stopGracefully = () => {
     if (stopping) return;
     stopping = true;
-    acceptor.pause();
-    // With EXCLUSIVE, a connection whose wake-up came to this worker wakes no other: take it.
-    acceptor.acceptPending();
+    acceptor.pause(); // gives the accept mutex back too
+    // With EXCLUSIVE, a connection whose wake-up came to this worker wakes no other: take it,
+    // and whatever else is queued (a batch is one connection), which the last process to close
+    // the listener would reset otherwise.
+    while (acceptor.acceptPending() > 0);
     acceptor.close();
     net.close(LISTEN_FD); // the master's and the other workers' copies keep the port open
     loop.timer(0, () => finish(connections.closeAll())).add(options.graceMs);
@@ -80,7 +92,7 @@ export function runWorker(options: WorkerOptions): never {
   loop.signal('SIGTERM', stopGracefully);
   loop.signal('SIGQUIT', () => {
     connections.closeAll();
-    report();
+    report(true);
     process.exit(0);
   });
   // Ctrl-C in a terminal signals the whole process group; the master answers it by stopping
@@ -104,18 +116,25 @@ export function runWorker(options: WorkerOptions): never {
   if (fit !== null && maxConnections > fit) {
     tell(`note: --worker-connections ${maxConnections} is more than ${loop.mechanism} can watch here (${fit}); connections past that are closed`);
   }
-  // EXCLUSIVE: of the workers blocked on this shared listener, the kernel wakes one per
-  // connection instead of all of them (the thundering herd); poll and select ignore it.
+  // How the workers share new connections (--accept). exclusive: of the workers blocked on
+  // this shared listener, the kernel wakes one per connection instead of all of them (the
+  // thundering herd; poll and select ignore EV.EXCLUSIVE). mutex: only the worker holding the
+  // accept mutex watches the listener; the others try again every mutexDelayMs (500, nginx's
+  // accept_mutex_delay). reuseport: this worker's own socket, which no other worker accepts on
+  // (but its successor in a reload), so there is nobody to yield to. none: every worker
+  // watches the shared listener and wakes for every connection.
   // One accept per readiness (nginx's multi_accept off): the listener is level-triggered, so
   // this worker comes back for the next at once, while the others woken meanwhile take their
   // share. A batch would let the one worker woken first drain a whole burst: under `npm run
   // soak`, one worker took all 100 of wrk's connections and the other idled for the minute.
   // Past 7/8 of its cap a worker yields accept turns to the others (nginx's accept_disabled).
+  const mutex = options.accept === 'mutex' ? new AcceptMutex(SharedRegion.open(SHM_FD), MUTEX_OFFSET) : undefined;
   const acceptor = new Acceptor(loop, LISTEN_FD, (fd) => connections.add(fd), {
-    exclusive: true,
+    exclusive: options.accept === 'exclusive',
+    mutex,
     batch: 1,
     maxConnections,
-    yieldNearCap: options.workers > 1,
+    yieldNearCap: options.workers > 1 && options.accept !== 'reuseport',
     onRefused,
   });
 
