@@ -125,7 +125,9 @@ test(`one listener wake-up per connection with ${ONE_WAKEUP.join(', ')} (4 worke
     const c = await wakeUpsPerConnection(mode);
     lines.push(`${mode}: ${c.wakeups} wake-ups (${c.wasted} wasted) for ${c.accepted} connections`);
     assert.ok(c.accepted >= 12, lines.at(-1));
-    if (mode !== 'none') assert.ok(c.wakeups <= c.accepted + 1, lines.at(-1));
+    // EPOLLEXCLUSIVE wakes "one or more" of the exclusive waiters (epoll_ctl(2)): on a loaded CI
+    // machine 14 for 12 was seen. The herd it prevents is a wake-up per worker, 4 per connection.
+    if (mode !== 'none') assert.ok(c.wakeups < 2 * c.accepted, lines.at(-1));
   }
   report(lines.join('; '));
 });
