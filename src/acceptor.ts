@@ -4,10 +4,10 @@
 // connections to the other workers sharing the listener, nginx's accept mutex, which lets one
 // worker at a time watch the listener, and nginx's back-off when the process runs out of fds.
 //
-// Whenever the Acceptor must not accept (full, yielding, out of fds, paused) it deletes the
-// listener's event rather than ignore its readiness: a listener stays readable while its backlog
-// is non-empty, so a level-triggered loop that does not accept would wake at once, forever, at
-// 100% CPU.
+// Whenever the Acceptor must not accept (full, yielding, locked out, out of fds, paused) it
+// deletes the listener's event rather than ignore its readiness: a listener stays readable while
+// its backlog is non-empty, so a level-triggered loop that does not accept would wake at once,
+// forever, at 100% CPU.
 import { EV } from './flags.js';
 import { EvpollError, invalidArg, systemError, type SystemError } from './errors.js';
 import type { Event } from './event.js';

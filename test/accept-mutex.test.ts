@@ -253,7 +253,7 @@ function contend(mutexDelayMs: number): void {
   else loop.run();
 }
 
-test('across processes: only the holder takes connections; pause() hands the listener to the other; a holder killed with SIGKILL keeps the lock until forceUnlock()', async () => {
+test('across processes: one process wakes per connection; pause() hands the listener to the other; a holder killed with SIGKILL keeps the lock until forceUnlock()', async () => {
   const listener = listen();
   const region = SharedRegion.create(4096);
   onCleanup(() => region.close());
@@ -262,12 +262,8 @@ test('across processes: only the holder takes connections; pause() hands the lis
   const children = [new Contender(listener, region, DELAY), new Contender(listener, region, DELAY)];
   await Promise.all(children.map((c) => c.ready()));
   const port = net.localPort(listener);
-  // A holder with nothing to do blocks in its wait with the lock.
-  await until('a child holds the lock', () => children.some((c) => c.pid === mutex.holder));
-  const holder = children.find((c) => c.pid === mutex.holder)!;
-  const other = children.find((c) => c !== holder)!;
-
   const total = () => children.reduce((sum, c) => sum + c.accepted, 0);
+  const wakeups = () => children.reduce((sum, c) => sum + c.wakeups, 0);
   const oneByOne = async (n: number) => {
     for (let i = 0; i < n; i++) {
       const before = total();
@@ -275,26 +271,37 @@ test('across processes: only the holder takes connections; pause() hands the lis
       await until(`connection ${before + 1} accepted`, () => total() > before);
     }
   };
+  // The lock may change hands between connections (a process gives it back after each wait),
+  // but only its holder watches the listener: one wake-up per connection, not one per process.
   await oneByOne(6);
-  assert.equal([holder.accepted, other.accepted, other.wakeups], [6, 0, 0], 'the holder took all, the other never woke for the listener');
+  const split = `${children.map((c) => `${c.accepted} accepted, ${c.wakeups} wake-ups (${c.wasted} wasted)`).join('; ')}`;
+  report(split);
+  assert.ok(wakeups() <= 7, split);
 
-  await holder.tell('pause');
+  const [paused, other] = children;
+  const pausedCounts = [paused.accepted, paused.wakeups];
+  await paused.tell('pause');
   await until('the other child takes the lock', () => mutex.holder === other.pid);
   await oneByOne(6);
-  assert.equal([holder.accepted, other.accepted], [6, 6]);
-  report(`wake-ups per child: ${holder.wakeups} (wasted ${holder.wasted}), ${other.wakeups} (wasted ${other.wasted}), for 12 connections`);
+  assert.equal([paused.accepted, paused.wakeups], pausedCounts, 'paused: it neither woke nor accepted');
+  assert.is(total(), 12);
 
-  await holder.tell('resume');
-  await until('the other, idle, holds the lock', () => mutex.holder === other.pid);
-  const exited = new Promise((resolve) => other.process.once('exit', resolve));
-  other.process.kill('SIGKILL');
+  await paused.tell('resume');
+  // With nothing to do, the holder blocks in its wait (no timer of its own) keeping the lock;
+  // the other tries every DELAY ms and fails.
+  await until('a child holds the lock', () => children.some((c) => c.pid === mutex.holder));
+  const victim = children.find((c) => c.pid === mutex.holder)!;
+  const survivor = children.find((c) => c !== victim)!;
+  const exited = new Promise((resolve) => victim.process.once('exit', resolve));
+  victim.process.kill('SIGKILL');
   await exited;
-  assert.is(mutex.holder, other.pid, 'a dead holder keeps the lock');
+  assert.is(mutex.holder, victim.pid, 'a dead holder keeps the lock');
+  const before = survivor.accepted;
   await connectClients(port, 1);
-  assert.not.ok(await eventually(() => holder.accepted > 6, 6 * DELAY), 'nobody takes it while the dead one holds the lock');
-  assert.ok(mutex.forceUnlock(other.pid));
-  await until('the living child takes the connection once the lock is freed', () => holder.accepted === 7);
-  holder.process.stdin!.end();
+  assert.not.ok(await eventually(() => survivor.accepted > before, 6 * DELAY), 'nobody takes it while the dead one holds the lock');
+  assert.ok(mutex.forceUnlock(victim.pid));
+  await until('the living child takes the connection once the lock is freed', () => survivor.accepted === before + 1);
+  survivor.process.stdin!.end();
 });
 
 if (process.env[CHILD_FLAG]) contend(Number(process.env[CHILD_FLAG]));
