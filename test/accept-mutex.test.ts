@@ -279,8 +279,10 @@ test('across processes: one process wakes per connection; pause() hands the list
   assert.ok(wakeups() <= 7, split);
 
   const [paused, other] = children;
-  const pausedCounts = [paused.accepted, paused.wakeups];
   await paused.tell('pause');
+  // Taken after the ack, whose line carries the counts as of pause(): a wake-up that accepted
+  // nothing before it (the lock changes hands between waits) reaches this side only then.
+  const pausedCounts = [paused.accepted, paused.wakeups];
   await until('the other child takes the lock', () => mutex.holder === other.pid);
   await oneByOne(6);
   assert.equal([paused.accepted, paused.wakeups], pausedCounts, 'paused: it neither woke nor accepted');
