@@ -210,7 +210,7 @@ export function runMaster(options: MasterOptions): void {
     if (stopping) return void w.child.kill(stopping === 'graceful' ? 'SIGTERM' : 'SIGQUIT');
     const old = slots[w.slot];
     slots[w.slot] = w;
-    if (old && old !== w) retire(old, 'replaced by a reload');
+    if (old && old !== w) retire(old, '');
     if (reloading === w.slot) reloadNext(w.slot + 1);
     rearmOndemand();
   };
@@ -258,7 +258,7 @@ export function runMaster(options: MasterOptions): void {
       return;
     }
     rearmOndemand();
-    if (w.state === 'retiring') return log(`worker ${w.pid} retired ${w.why} (${how})`);
+    if (w.state === 'retiring') return log(`worker ${w.pid} retired (${how})${w.why ? `: ${w.why}` : ''}`);
     if (w.terminated) {
       // Killed for its request's length: replaced at once, as FPM does, and not a crash.
       log(`worker ${w.pid} exited (${how}) after request-terminate-timeout; replacing it`);
