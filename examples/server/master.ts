@@ -107,10 +107,11 @@ export function runMaster(options: MasterOptions): void {
   const mutex = accept === 'mutex' ? new AcceptMutex(region, MUTEX_OFFSET) : null;
   const log = (line: string) => console.log(line);
   log(`listening on http://${options.host.includes(':') ? `[${options.host}]` : options.host}:${port}`);
+  // static keeps the line it always had (scripts/soak.mjs and users' scripts read it); the others say their pm.
   const poolLine = pool.pm === 'static' ? `${pool.maxChildren} workers`
-    : pool.pm === 'dynamic' ? `${pool.startServers} workers to start, ${pool.minSpareServers}-${pool.maxSpareServers} spare, at most ${pool.maxChildren}`
-    : `no worker until a connection waits, at most ${pool.maxChildren}, idle ones stopped after ${pool.processIdleTimeoutMs} ms`;
-  log(`master ${process.pid}: pm ${pool.pm}, ${poolLine}, mechanism ${loop.mechanism}`);
+    : pool.pm === 'dynamic' ? `pm dynamic, ${pool.startServers} workers to start, ${pool.minSpareServers}-${pool.maxSpareServers} spare, at most ${pool.maxChildren}`
+    : `pm ondemand, no worker until a connection waits, at most ${pool.maxChildren}, idle ones stopped after ${pool.processIdleTimeoutMs} ms`;
+  log(`master ${process.pid}: ${poolLine}, mechanism ${loop.mechanism}`);
   log(`accept: ${accept}${accept === 'exclusive' && !loop.supportExclusive ? ` (${loop.mechanism} has no exclusive wake-ups: every worker wakes per connection, as with none)` : ''}`);
 
   /** Every worker process alive, retiring ones included. */
