@@ -289,6 +289,25 @@ Napi::Value Listen(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, fd);
 }
 
+// listenQueue(fd, out: Int32Array(2)) -> 0 | -errno. TCP_INFO on a listening socket: Linux
+// reports the connections waiting in its accept queue as tcpi_unacked and the queue's limit
+// (the backlog listen() was given, capped at net.core.somaxconn) as tcpi_sacked. A socket that
+// is not listening is EINVAL: those two fields mean something else there.
+Napi::Value ListenQueue(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = Int(info, 0);
+  if (!info[1].IsTypedArray()) return Napi::Number::New(env, -EINVAL);
+  auto out = info[1].As<Napi::Int32Array>();
+  if (out.ElementLength() < 2) return Napi::Number::New(env, -EINVAL);
+  tcp_info ti{};
+  socklen_t len = sizeof ti;
+  if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0) return Napi::Number::New(env, -errno);
+  if (ti.tcpi_state != TCP_LISTEN) return Napi::Number::New(env, -EINVAL);
+  out[0] = static_cast<int32_t>(ti.tcpi_unacked);
+  out[1] = static_cast<int32_t>(ti.tcpi_sacked);
+  return Napi::Number::New(env, 0);
+}
+
 // accept(fd, out: Int32Array, max) -> count written | -errno when the first accept fails.
 // Drains up to max connections per readiness (lighttpd's batch); ECONNABORTED is skipped (the
 // peer gave up before we got to it). An error after some fds were taken is left for the next
@@ -380,6 +399,7 @@ void RegisterFdOps(Napi::Env env, Napi::Object exports) {
   exports.Set("listen", Napi::Function::New(env, Listen, "listen"));
   exports.Set("accept", Napi::Function::New(env, Accept, "accept"));
   exports.Set("localPort", Napi::Function::New(env, LocalPort, "localPort"));
+  exports.Set("listenQueue", Napi::Function::New(env, ListenQueue, "listenQueue"));
   exports.Set("setNoDelay", Napi::Function::New(env, SetNoDelay, "setNoDelay"));
   exports.Set("pidfdOpen", Napi::Function::New(env, PidfdOpen, "pidfdOpen"));
   exports.Set("pidfdExit", Napi::Function::New(env, PidfdExit, "pidfdExit"));

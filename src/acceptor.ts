@@ -56,6 +56,14 @@ export interface AcceptorOptions {
    */
   mutex?: AcceptMutex;
   /**
+   * The listener event's priority (EventLoop priorities, -2..2). Default: 2 with a mutex (the
+   * accept runs first in its batch, as above), 0 otherwise. Lower than the connections' (-1,
+   * say) makes a process serve the requests it has read before it takes a new connection: one
+   * about to block in a long request then does not take a connection first that would wait
+   * behind it, where another process could serve it (PHP-FPM's children accept only when idle).
+   */
+  priority?: number;
+  /**
    * With `mutex`: the longest wait of a process that did not get the lock before it tries
    * again (nginx's accept_mutex_delay), in ms. Default 500.
    */
@@ -190,7 +198,7 @@ export class Acceptor {
     this.#readable = loop.event(listenFd, flags, (_ev, _which, self) => self.#onReadable(), this);
     // With a mutex, the accept runs first in its batch and gives the lock back before the
     // other callbacks (nginx's ngx_posted_accept_events, processed before ngx_posted_events).
-    if (mutex !== null) this.#readable.priority = 2;
+    this.#readable.priority = options.priority ?? (mutex !== null ? 2 : 0);
     this.#retry = loop.timer(0, (_ev, _which, self) => self.#settle(), this);
     // It only has to end the wait: the turn is counted by the prepare hook that follows.
     this.#turnTimer = loop.timer(EV.PERSIST, () => {}, this);

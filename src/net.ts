@@ -51,6 +51,7 @@ interface FdOps {
   listen(host: string, port: number, backlog: number, reusePort: boolean): number;
   accept(fd: number, out: Int32Array, max: number): number;
   localPort(fd: number): number;
+  listenQueue(fd: number, out: Int32Array): number;
   setNoDelay(fd: number, on: boolean): number;
   sendUrgent(fd: number, byte: number): number;
   readUrgent(fd: number): number;
@@ -139,6 +140,28 @@ export function localPort(fd: number): number {
   const port = ops.localPort(checkFd(fd));
   if (port < 0) throw systemError(port, 'getsockname');
   return port;
+}
+
+const queueInfo = new Int32Array(2);
+
+/** What {@link listenQueue} reports. */
+export interface ListenQueue {
+  /** Connections completed by the kernel and waiting for accept() (FPM's `listen queue`). */
+  length: number;
+  /** How many may wait: the backlog given to listen(), capped at net.core.somaxconn (FPM's `listen queue len`). */
+  limit: number;
+}
+
+/**
+ * The accept queue of a listening TCP socket, from TCP_INFO (Linux reports the waiting
+ * connections as tcpi_unacked and the queue's limit as tcpi_sacked on a listener): one
+ * getsockopt(2). Throws a SystemError: EINVAL for a socket that is not listening, ENOTSOCK,
+ * ENOTSUP (a socket that is not TCP; Node names EOPNOTSUPP so), EBADF.
+ */
+export function listenQueue(fd: number): ListenQueue {
+  const r = ops.listenQueue(checkFd(fd), queueInfo);
+  if (r < 0) throw systemError(r, 'getsockopt');
+  return { length: queueInfo[0], limit: queueInfo[1] };
 }
 
 /** TCP_NODELAY on or off: 0 or a negative errno. */

@@ -66,6 +66,43 @@ test('accepted fds are nonblocking sockets connected to the clients', async () =
   net.close(listener);
 });
 
+test('priority: the listener below a connection in one batch runs after it (a worker serves what it has read first); default 0, 2 with a mutex; a bad one throws', async () => {
+  for (const [priority, expected] of [[-1, ['read', 'accept']], [1, ['accept', 'read']]] as const) {
+    const loop = newLoop();
+    const listener = net.listen('127.0.0.1', 0);
+    const order: string[] = [];
+    const mine: number[] = [];
+    const acceptor = new Acceptor(loop, listener, (fd) => { accepted.push(fd); mine.push(fd); order.push('accept'); }, { priority, batch: 1 });
+    try {
+      const [first] = await connectClients(net.localPort(listener), 1);
+      await iterateUntil(loop, () => mine.length === 1);
+      const readable = loop.event(mine[0], EV.READ, (ev) => { order.push('read'); ev.del(); }).add();
+      order.length = 0;
+      // Both ready before the next wait: a second connection waits and the first has sent a byte.
+      first.write('x');
+      await connectClients(net.localPort(listener), 1);
+      await until('both ready', () => net.listenQueue(listener).length === 1);
+      await sleep(20); // the byte is on loopback at once; a moment for the kernel, not a deadline
+      await iterateUntil(loop, () => order.length === 2);
+      assert.equal(order, expected, `priority ${priority}`);
+      readable.del();
+    } finally {
+      acceptor.close();
+      loop.close();
+      net.close(listener);
+    }
+  }
+  const loop = newLoop();
+  const listener = net.listen('127.0.0.1', 0);
+  try {
+    const err = (() => { try { new Acceptor(loop, listener, () => {}, { priority: 3 }); } catch (e) { return e as Error & { code: string }; } })();
+    assert.is(err?.code, 'ERR_EVPOLL_INVALID_ARG');
+  } finally {
+    loop.close();
+    net.close(listener);
+  }
+});
+
 test('pause() leaves connections in the backlog; resume() takes them; close() stops for good', async () => {
   const loop = newLoop();
   const listener = net.listen('127.0.0.1', 0);

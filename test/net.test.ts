@@ -179,4 +179,35 @@ test('accept(): EAGAIN with nothing pending; a batch of connections, nonblocking
   net.close(fd);
 });
 
+test('listenQueue(): the accept queue from TCP_INFO, counted as connections complete and accepted; refusals', async () => {
+  const fd = net.listen('127.0.0.1', 0, { backlog: 37 });
+  const clients: ReturnType<typeof connect>[] = [];
+  try {
+    assert.equal(net.listenQueue(fd), { length: 0, limit: 37 });
+    clients.push(...Array.from({ length: 4 }, () => connect(net.localPort(fd), '127.0.0.1')));
+    await Promise.all(clients.map((c) => new Promise((resolve) => c.once('connect', resolve))));
+    // The client's connect completes when the SYN-ACK arrives; the server's queue takes the connection on the final ACK, a moment later.
+    const end = Date.now() + 5000;
+    while (net.listenQueue(fd).length < 4 && Date.now() < end) await new Promise((r) => setTimeout(r, 5));
+    assert.equal(net.listenQueue(fd), { length: 4, limit: 37 });
+    const got = net.accept(fd, 3) as number[];
+    assert.is(got.length, 3);
+    assert.is(net.listenQueue(fd).length, 1);
+    got.forEach((c) => {
+      // An accepted connection is not listening: EINVAL, not its own queue.
+      assert.is(throwsCode(() => net.listenQueue(c), 'EINVAL').syscall, 'getsockopt');
+      net.close(c);
+    });
+    const [a, b] = socketpair();
+    throwsCode(() => net.listenQueue(a), 'ENOTSUP'); // EOPNOTSUPP's number on Linux, under its other name
+    net.close(a);
+    net.close(b);
+    throwsCode(() => net.listenQueue(1 << 20), 'EBADF');
+    throwsCode(() => net.listenQueue(-1), 'ERR_EVPOLL_INVALID_ARG');
+  } finally {
+    clients.forEach((c) => c.destroy());
+    net.close(fd);
+  }
+});
+
 test.run();

@@ -10,6 +10,12 @@ import { EV, type Event, type EventLoop } from 'evpoll';
 import * as net from 'evpoll/net';
 import { head, refreshDate, responses, scanHead } from './http.js';
 
+/** Told of each request (the scoreboard): as it begins, with its method buf[ms, me) and target buf[ts, te) (empty for one refused before its request line was read), and as its answer is made. */
+export interface RequestObserver {
+  start(buf: Uint8Array, ms: number, me: number, ts: number, te: number): void;
+  end(): void;
+}
+
 
 // One input and one output buffer per worker: a connection borrows them for one callback; what
 // must outlive it (a head split across reads, bytes the socket would not take) is copied out.
@@ -61,6 +67,16 @@ export interface ConnectionsOptions {
   onClosed?: () => void;
   /** Told why, each time the loop would not watch a connection handed to add(). */
   onRefused?: (err: Error) => void;
+  /**
+   * Answers a request whose target is not `/` (the busy and status pages): its answer, or null
+   * for the hello page. May block (the busy page does: that is its point). `keepAlive` and
+   * `keepAlive10` say which Connection header the answer must carry.
+   */
+  respond?: (target: string, keepAlive: boolean, keepAlive10: boolean) => Buffer | null;
+  observer?: RequestObserver;
+  /** FPM's pm.max_requests: once this many requests are answered, onMaxRequests runs (once). 0: no limit. */
+  maxRequests?: number;
+  onMaxRequests?: () => void;
 }
 
 export class Connections {
@@ -83,9 +99,17 @@ export class Connections {
   #onDrained: (() => void) | null = null;
   #onClosed: () => void;
   #onRefused: (err: Error) => void;
+  #respond: ConnectionsOptions['respond'];
+  #observer: RequestObserver | undefined;
+  #maxRequests: number;
+  #onMaxRequests: () => void;
 
   constructor(loop: EventLoop, options: ConnectionsOptions) {
     this.loop = loop;
+    this.#respond = options.respond;
+    this.#observer = options.observer;
+    this.#maxRequests = options.maxRequests ?? 0;
+    this.#onMaxRequests = options.onMaxRequests ?? (() => {});
     this.#onClosed = options.onClosed ?? (() => {});
     this.#onRefused = options.onRefused ?? (() => {});
     this.tickMs = Math.max(10, Math.min(1000, Math.floor(options.idleTimeoutMs / 4)));
@@ -174,7 +198,7 @@ export class Connections {
 
   /** Answers every complete request head in buf[p, end), in order, in one write. */
   #serve(c: Connection, buf: Buffer, p: number, end: number): void {
-    const stopping = this.#onDrained !== null;
+    const observer = this.#observer;
     while (p < end) {
       if (c.skip > 0) {
         const k = Math.min(c.skip, end - p);
@@ -184,25 +208,53 @@ export class Connections {
       }
       const next = scanHead(buf, p, end);
       if (next < 0) break;
+      // Re-read per request: the request before may have reached max-requests (and started the drain).
+      const stopping = this.#onDrained !== null;
       let answer: Buffer;
       let ends = true;
       let refused = false;
       if (head.status !== 200) {
+        observer?.start(buf, 0, 0, 0, 0);
         answer = responses[head.status as 400 | 431 | 501 | 505].bytes;
         refused = true;
-      } else if (head.keepAlive && !stopping) {
-        answer = head.keepAlive10 ? responses.helloKeepAlive10.bytes : responses.hello.bytes;
-        ends = false;
       } else {
-        answer = responses.helloClose.bytes;
+        observer?.start(buf, head.methodStart, head.methodEnd, head.targetStart, head.targetEnd);
+        const keepAlive = head.keepAlive && !stopping;
+        const page = this.#respond !== undefined && head.targetEnd - head.targetStart !== 1
+          ? this.#respond(buf.toString('latin1', head.targetStart, head.targetEnd), keepAlive, head.keepAlive10)
+          : null;
+        if (page !== null) {
+          answer = page;
+          ends = !keepAlive;
+        } else if (keepAlive) {
+          answer = head.keepAlive10 ? responses.helloKeepAlive10.bytes : responses.hello.bytes;
+          ends = false;
+        } else {
+          answer = responses.helloClose.bytes;
+        }
       }
-      if (outputLength + answer.length > output.length && !this.#flush(c)) {
-        if (!c.closed) c.carry = Buffer.from(buf.subarray(p, end)); // resumes in _write once drained
-        return;
+      if (outputLength + answer.length > output.length) {
+        // The shared output is full, or this answer is larger than all of it. Once a request is
+        // answered it is not answered again (a page may have blocked to make it): what the
+        // socket will not take now waits in c.unsent, and the rest of the input in c.carry.
+        const flushed = this.#flush(c);
+        if (c.closed) return this.#served(observer);
+        if (!flushed || answer.length > output.length) {
+          this.#served(observer);
+          this.#queue(c, answer);
+          if (ends) {
+            c.closing = true;
+            c.lingerAfter = refused || next < end;
+          } else {
+            c.skip = head.bodyLength;
+            if (next < end) c.carry = Buffer.from(buf.subarray(next, end));
+          }
+          return;
+        }
       }
       output.set(answer, outputLength);
       outputLength += answer.length;
-      this.served++;
+      this.#served(observer);
       if (ends) {
         c.closing = true;
         // A refused client may still be sending what was refused; a pipelining one, more requests.
@@ -214,6 +266,25 @@ export class Connections {
     }
     if (!c.closing && p < end) c.carry = Buffer.from(buf.subarray(p, end)); // a head split across reads
     if (this.#flush(c) && c.closing) this.#finish(c);
+  }
+
+  /** Appends `answer` to what waits for the socket, watching WRITE (and not READ) until it is gone. */
+  #queue(c: Connection, answer: Buffer): void {
+    if (c.unsent !== null) {
+      c.unsent = Buffer.concat([c.unsent.subarray(c.unsentAt), answer]);
+      c.unsentAt = 0;
+      return;
+    }
+    c.unsent = Buffer.from(answer); // a copy: the pre-built answers' Date is rewritten in place each second
+    c.unsentAt = 0;
+    c.readable.del();
+    (c.writable ??= this.loop.event(c.fd, EV.WRITE, onWritable, c)).add();
+  }
+
+  #served(observer: RequestObserver | undefined): void {
+    this.served++;
+    observer?.end();
+    if (this.served === this.#maxRequests) this.#onMaxRequests();
   }
 
   /** Writes the shared output; true if all of it went. Otherwise it is kept and WRITE watched (or the connection closed). */

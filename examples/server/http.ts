@@ -16,6 +16,11 @@ export const head = {
   keepAlive10: false,
   /** Body bytes that follow the head (Content-Length), to be skipped. */
   bodyLength: 0,
+  /** The request line's method, buf[methodStart, methodEnd), and target, buf[targetStart, targetEnd) (set once the request line is judged well-formed). */
+  methodStart: 0,
+  methodEnd: 0,
+  targetStart: 0,
+  targetEnd: 0,
 };
 
 const CR = 13, LF = 10, SP = 32, HTAB = 9, COLON = 58;
@@ -57,9 +62,13 @@ function requestLineVersion(buf: Uint8Array, from: number, to: number): number {
   let i = from;
   while (i < to && buf[i] < 128 && TOKEN[buf[i]] === 1) i++;
   if (i === from || i >= to || buf[i] !== SP) return 0;
+  head.methodStart = from;
+  head.methodEnd = i;
   const target = ++i;
   while (i < to && buf[i] > SP && buf[i] !== 127) i++;
   if (i === target || i >= to || buf[i] !== SP) return 0;
+  head.targetStart = target;
+  head.targetEnd = i;
   i++;
   if (to - i !== 8 || buf[i] !== 72 || buf[i + 1] !== 84 || buf[i + 2] !== 84 || buf[i + 3] !== 80 || buf[i + 4] !== 47 || buf[i + 6] !== 46) return 0;
   const major = buf[i + 5] - 48, minor = buf[i + 7] - 48;
@@ -139,6 +148,14 @@ export function scanHead(buf: Uint8Array, start: number, end: number): number {
     lineStart = i + 1;
   }
   return end - start > MAX_HEAD ? refuse(431, end) : -1;
+}
+
+/** An answer made per request (the busy and status pages): status line, headers and body, Date now. */
+export function makeResponse(status: string, contentType: string, body: string, keepAlive: boolean, keepAlive10: boolean): Buffer {
+  const connection = !keepAlive ? 'Connection: close\r\n' : keepAlive10 ? 'Connection: keep-alive\r\n' : '';
+  const bytes = Buffer.byteLength(body);
+  return Buffer.from(`HTTP/1.1 ${status}\r\nServer: evpoll\r\nDate: ${new Date().toUTCString()}\r\n` +
+    `Content-Type: ${contentType}\r\nContent-Length: ${bytes}\r\nCache-Control: no-cache\r\n${connection}\r\n${body}`);
 }
 
 /** A pre-built response whose Date can be rewritten in place. */

@@ -1,13 +1,17 @@
 // A worker process: its own EventLoop in run() mode (the loop owns the thread; signals arrive
 // through evpoll's self-pipe), accepting on the listener the master handed down as fd 3 and
-// serving HTTP on every connection it takes. It reports to the master over fd 4; with
-// `--accept mutex` it finds the accept mutex in the shared memory handed down as fd 5.
+// serving HTTP on every connection it takes. It reports to the master over fd 4, and keeps its
+// record of FPM's scoreboard in the shared memory handed down as fd 5 (where, with
+// `--accept mutex`, it also finds the accept mutex).
 import { readdirSync } from 'node:fs';
 import { Acceptor, EV, EventLoop, mechanisms } from 'evpoll';
 import * as net from 'evpoll/net';
 import { AcceptMutex, SharedRegion } from 'evpoll/shm';
 import { Connections } from './connections.js';
 import { CONTROL_FD, LISTEN_FD, MUTEX_OFFSET, SHM_FD, type AcceptMode } from './control.js';
+import { makeResponse } from './http.js';
+import { Scoreboard, State, epochNow } from './scoreboard.js';
+import { renderStatus } from './status.js';
 
 
 export interface WorkerOptions {
@@ -21,6 +25,45 @@ export interface WorkerOptions {
   workers: number;
   /** How the workers share new connections (control.ts's AcceptMode). */
   accept: AcceptMode;
+  /** Its record in the scoreboard (the master's choice). */
+  record: number;
+  /** FPM's pm.max_requests: answer this many, then finish and exit (0: no limit). */
+  maxRequests: number;
+  /** FPM's pm.status_path; null: no status page. */
+  statusPath: string | null;
+}
+
+/** The longest a busy page may block its worker (GET /busy?ms=N). */
+export const MAX_BUSY_MS = 60_000;
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+
+/**
+ * The answer to a request for something other than `/`: the busy page (blocks this process for
+ * N ms, as a PHP script that computes or waits would: the loop runs nothing meanwhile), the
+ * status page, or null (the hello page).
+ */
+function pages(scoreboard: Scoreboard, statusPath: string | null, listenerQueue: () => { length: number; limit: number }) {
+  return (target: string, keepAlive: boolean, keepAlive10: boolean): Buffer | null => {
+    const q = target.indexOf('?');
+    const path = q < 0 ? target : target.slice(0, q);
+    if (path === '/busy') {
+      const ms = /^ms=(\d{1,9})$/.exec(target.slice(q + 1));
+      if (q < 0 || ms === null || Number(ms[1]) > MAX_BUSY_MS) {
+        return makeResponse('400 Bad Request', 'text/plain', `busy needs ?ms=N, N an integer from 0 to ${MAX_BUSY_MS}\n`, keepAlive, keepAlive10);
+      }
+      const n = Number(ms[1]);
+      // Atomics.wait blocks the thread, as a synchronous PHP script does; it burns no CPU, so a
+      // test with many busy workers does not starve the machine it runs on.
+      if (n > 0) Atomics.wait(sleeper, 0, 0, n);
+      return makeResponse('200 OK', 'text/plain', `busy ${n}\n`, keepAlive, keepAlive10);
+    }
+    if (statusPath !== null && path === statusPath) {
+      const queue = listenerQueue();
+      const page = renderStatus(target, scoreboard.read(), { listenQueue: queue.length, listenQueueLen: queue.limit, now: epochNow() });
+      return makeResponse('200 OK', page.type, page.body, keepAlive, keepAlive10);
+    }
+    return null;
+  };
 }
 
 /** nginx's default worker_connections is 512; a hello server's connections cost little. */
@@ -46,7 +89,52 @@ export function runWorker(options: WorkerOptions): never {
   // Why the last connection the loop could not watch was closed (the count goes to the master).
   let lastRefusal = '';
   const onRefused = (err: Error) => { lastRefusal = err.message; };
-  const connections = new Connections(loop, { idleTimeoutMs: options.idleTimeoutMs, onClosed: () => acceptor.release(), onRefused });
+  const region = SharedRegion.open(SHM_FD);
+  const scoreboard = new Scoreboard(region);
+  const record = options.record;
+  let finishing = false;
+  // The listen queue: this worker's socket is the pool's, unless each worker has its own
+  // (reuseport), when the master's heartbeat sum over all of them is the pool's figure.
+  const listenerQueue = () => {
+    if (options.accept === 'reuseport') {
+      const pool = scoreboard.read();
+      return { length: pool.listenQueue, limit: pool.listenQueueLen };
+    }
+    const q = net.listenQueue(LISTEN_FD);
+    scoreboard.noteListenQueue(q.length);
+    return q;
+  };
+  const connections = new Connections(loop, {
+    idleTimeoutMs: options.idleTimeoutMs,
+    onClosed: () => acceptor.release(),
+    onRefused,
+    respond: pages(scoreboard, options.statusPath, listenerQueue),
+    observer: {
+      start: (buf, ms, me, ts, te) => scoreboard.requestStart(record, buf, ms, me, ts, te, epochNow()),
+      end: () => scoreboard.requestEnd(record, epochNow(), finishing),
+    },
+    maxRequests: options.maxRequests,
+    onMaxRequests: () => {
+      // FPM's pm.max_requests: the master starts the successor now, this one finishes what it holds.
+      tell(`max-requests ${options.maxRequests}`);
+      stopGracefully();
+    },
+  });
+
+  // CPU and memory for the scoreboard, once a second: each costs a system call, so not per request.
+  let lastCpu = process.cpuUsage();
+  let lastAt = performance.now();
+  const usage = () => {
+    const cpu = process.cpuUsage();
+    const at = performance.now();
+    const usedMs = (cpu.user - lastCpu.user + cpu.system - lastCpu.system) / 1000;
+    const percent = at > lastAt ? (100 * usedMs) / (at - lastAt) : 0;
+    lastCpu = cpu;
+    lastAt = at;
+    scoreboard.setUsage(record, (cpu.user + cpu.system) / 1000, percent, process.memoryUsage.rss());
+  };
+  usage();
+  loop.timer(EV.PERSIST, usage).add(1000);
 
   let reported = -1;
   let refusedReported = 0;
@@ -78,6 +166,8 @@ export function runWorker(options: WorkerOptions): never {
   const stopGracefully = () => {
     if (stopping) return;
     stopping = true;
+    finishing = true;
+    scoreboard.setState(record, State.Finishing);
     acceptor.pause(); // gives the accept mutex back too
     // With EXCLUSIVE, a connection whose wake-up came to this worker wakes no other: take it,
     // and whatever else is queued (a batch is one connection), which the last process to close
@@ -128,8 +218,17 @@ export function runWorker(options: WorkerOptions): never {
   // share. A batch would let the one worker woken first drain a whole burst: under `npm run
   // soak`, one worker took all 100 of wrk's connections and the other idled for the minute.
   // Past 7/8 of its cap a worker yields accept turns to the others (nginx's accept_disabled).
-  const mutex = options.accept === 'mutex' ? new AcceptMutex(SharedRegion.open(SHM_FD), MUTEX_OFFSET) : undefined;
-  const acceptor = new Acceptor(loop, LISTEN_FD, (fd) => connections.add(fd), {
+  const mutex = options.accept === 'mutex' ? new AcceptMutex(region, MUTEX_OFFSET) : undefined;
+  // The listener below the connections (priority -1): in an iteration where both are ready, the
+  // requests already read are served first, so a worker about to block in a long request (the
+  // busy page) does not take a new connection first, which would wait behind it while another
+  // worker is idle (FPM's children accept only when idle). With the mutex too: the accept takes
+  // the lock again for itself (Acceptor), so running it last costs at most a wasted wake-up.
+  const acceptor = new Acceptor(loop, LISTEN_FD, (fd) => {
+    scoreboard.countAccepted(record);
+    connections.add(fd);
+  }, {
+    priority: -1,
     exclusive: options.accept === 'exclusive',
     mutex,
     batch: 1,
@@ -138,6 +237,7 @@ export function runWorker(options: WorkerOptions): never {
     onRefused,
   });
 
+  scoreboard.setState(record, State.Idle);
   tell('ready');
   loop.run();
   loop.close();
