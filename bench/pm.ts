@@ -7,8 +7,10 @@
 //
 // The step: IDLE_BEFORE s with no load, then --duration s of a closed-loop load of CLIENTS
 // clients each sending GET /busy?ms=BUSY_MS on a new connection, one after the other, then
-// IDLE_AFTER s with no load again (longer than ondemand's idle timeout, so that ondemand can
-// shrink back to no worker and dynamic to its max spare). A busy request holds its worker for
+// IDLE_AFTER s with no load again: long enough for ondemand to shrink back to no worker (the
+// idle timeout, then one worker retired per once-a-second maintenance beat, as FPM's
+// fpm_pctl_perform_idle_server_maintenance does: 3 + 8 s for a full pool) and dynamic to its
+// max spare (one a beat too). A busy request holds its worker for
 // BUSY_MS whatever the CPU does, as a PHP request waiting on its database: CLIENTS of them at once
 // need CLIENTS workers, so the pool's size shows in the latency. A new connection per request,
 // as nginx opens one per request to FPM: a worker takes the next connection when it is free,
@@ -81,18 +83,26 @@ export interface PmRun {
   idleWorkers: number;
   peakWorkers: number;
   endWorkers: number;
-  /** From the step to the first sample at the peak. */
+  /** From the step to the first sample at the peak (0: the pool was at its peak already). */
   secondsToPeak: number;
+  /** From the step to the first sample with a worker for each client (0: it had them already). */
+  secondsToEnough: number;
+  /** From the load's end to the first sample from which the pool stays at its end size. */
+  secondsToSettle: number;
   requests: number;
   errors: number;
   rps: number;
   p50Ms: number;
+  p90Ms: number;
   p99Ms: number;
   maxMs: number;
   rssIdleMb: number;
   rssPeakMb: number;
   rssEndMb: number;
   masterRssMb: number;
+  /** Workers the master started and retired after the pool's start (its `worker PID ready` and `retired` lines). */
+  started: number;
+  retired: number;
   /** Counters from GET /status?json&full after the run (null: it did not answer). */
   status: Record<string, unknown> | null;
   /** Share of the machine other processes used during the run. */
@@ -219,11 +229,14 @@ async function measure(mode: PmMode, mechanism: string, idleBefore: number, dura
   const server = new PoolServer(mode, mechanism);
   let sampler: NodeJS.Timeout | undefined;
   try {
-    // The pool at its start size, every worker idle (ready), before the clock starts.
+    // The pool at its start size, every worker ready and idle, before the clock starts (the
+    // status line counts a worker still starting as idle: the ready lines say when it is not).
+    const ready = () => server.lines.filter((l) => /^worker \d+ ready$/.test(l)).length;
     await server.until(`${START[mode]} idle workers`, () =>
-      server.port > 0 && server.status !== undefined && server.status.alive === START[mode] && (server.status.idle ?? START[mode]) === START[mode] &&
-      server.workers().length === START[mode]);
+      server.port > 0 && ready() === START[mode] && server.status !== undefined && server.status.alive === START[mode] &&
+      (server.status.idle ?? START[mode]) === START[mode] && server.workers().length === START[mode]);
     const mark = markLoad();
+    const linesBefore = server.lines.length;
     const t0 = performance.now();
     const samples: Sample[] = [];
     const sample = () => {
@@ -245,6 +258,9 @@ async function measure(mode: PmMode, mechanism: string, idleBefore: number, dura
     clearInterval(sampler);
     sample();
     const otherLoad = loadSince(mark).others;
+    const during = server.lines.slice(linesBefore);
+    const started = during.filter((l) => /^worker \d+ ready$/.test(l)).length;
+    const retired = during.filter((l) => /^worker \d+ retired /.test(l)).length;
     const masterRssMb = rssKb(server.proc.pid!) / 1024;
     const statusText = await get(server.port, '/status?json&full', 2000);
     let status: Record<string, unknown> | null = null;
@@ -259,7 +275,13 @@ async function measure(mode: PmMode, mechanism: string, idleBefore: number, dura
 
     const before = samples.filter((s) => s.t < stepAt);
     const peakWorkers = Math.max(...samples.map((s) => s.workers));
-    const peakAt = samples.find((s) => s.t >= stepAt && s.workers === peakWorkers)?.t ?? stepAt;
+    const reached = (n: number) => (before.at(-1)!.workers >= n ? stepAt : samples.find((s) => s.t >= stepAt && s.workers >= n)?.t ?? NaN);
+    const peakAt = reached(peakWorkers);
+    const loadEnd = stepAt + loaded.seconds;
+    const endWorkers = samples.at(-1)!.workers;
+    let settled = samples.length - 1;
+    while (settled > 0 && samples[settled - 1].workers === endWorkers) settled--;
+    const settledAt = Math.max(loadEnd, samples[settled].t);
     const sorted = Float64Array.from(loaded.latencies).sort();
     const mb = (kb: number) => kb / 1024;
     return {
@@ -268,18 +290,23 @@ async function measure(mode: PmMode, mechanism: string, idleBefore: number, dura
       loadSeconds: +loaded.seconds.toFixed(3),
       idleWorkers: before.at(-1)!.workers,
       peakWorkers,
-      endWorkers: samples.at(-1)!.workers,
+      endWorkers,
       secondsToPeak: +(peakAt - stepAt).toFixed(2),
+      secondsToEnough: +(reached(CLIENTS) - stepAt).toFixed(2),
+      secondsToSettle: +(settledAt - loadEnd).toFixed(2),
       requests: loaded.latencies.length,
       errors: loaded.errors,
       rps: loaded.latencies.length / loaded.seconds,
       p50Ms: percentile(sorted, 50),
+      p90Ms: percentile(sorted, 90),
       p99Ms: percentile(sorted, 99),
       maxMs: sorted.at(-1) ?? NaN,
       rssIdleMb: mb(before.at(-1)!.rssKb),
       rssPeakMb: mb(Math.max(...samples.map((s) => s.rssKb))),
       rssEndMb: mb(samples.at(-1)!.rssKb),
       masterRssMb,
+      started,
+      retired,
       status,
       otherLoad: +otherLoad.toFixed(3),
     };
@@ -295,8 +322,8 @@ async function main(): Promise<void> {
   const duration = Number(values.duration ?? (quick ? 5 : 10));
   const repeats = Number(values.repeats ?? 1);
   const idleBefore = quick ? 2 : 3;
-  // Ondemand's idle timeout (3 s) plus the manager's once-a-second check, with room to see it.
-  const idleAfter = quick ? 6 : 8;
+  // Ondemand's idle timeout (3 s), then one of up to 8 workers retired a second, and a margin.
+  const idleAfter = 13;
   const mechanism = values.mechanism!;
   const modes = (Object.keys(MODES) as PmMode[]).filter((m) => !values.only || values.only.split(',').includes(m));
   const runs = new Map<PmMode, PmRun[]>(modes.map((m) => [m, []]));
@@ -309,9 +336,10 @@ async function main(): Promise<void> {
         const r = await measure(mode, mechanism, idleBefore, duration, idleAfter);
         runs.get(mode)!.push(r);
         console.log(
-          `pm ${mode.padEnd(8)} workers ${r.idleWorkers} → ${r.peakWorkers} (${fmt(r.secondsToPeak)} s after the step) → ${r.endWorkers}, ` +
-            `${fmt(r.rps)} req/s, p50 ${fmt(r.p50Ms)} ms, p99 ${fmt(r.p99Ms)} ms, max ${fmt(r.maxMs)} ms, ${r.errors} failed; ` +
+          `pm ${mode.padEnd(8)} workers ${r.idleWorkers} → ${CLIENTS} (${fmt(r.secondsToEnough)} s after the step) → peak ${r.peakWorkers} (${fmt(r.secondsToPeak)} s) → ${r.endWorkers} (${fmt(r.secondsToSettle)} s after the load), ` +
+            `${fmt(r.rps)} req/s, p50 ${fmt(r.p50Ms)} ms, p90 ${fmt(r.p90Ms)} ms, p99 ${fmt(r.p99Ms)} ms, max ${fmt(r.maxMs)} ms, ${r.errors} failed; ` +
             `RSS ${fmt(r.rssIdleMb)} MB idle, ${fmt(r.rssPeakMb)} MB peak, ${fmt(r.rssEndMb)} MB at the end (master ${fmt(r.masterRssMb)} MB); ` +
+            `${r.started} workers started, ${r.retired} retired; ` +
             `others ${(r.otherLoad * 100).toFixed(0)}% of the machine` +
             (r.status ? `; status: ${JSON.stringify(r.status)}` : '; status page: no answer'),
         );
@@ -333,12 +361,17 @@ async function main(): Promise<void> {
       peakWorkers: s(rs, (r) => r.peakWorkers),
       endWorkers: s(rs, (r) => r.endWorkers),
       secondsToPeak: s(rs, (r) => r.secondsToPeak),
+      secondsToEnough: s(rs, (r) => r.secondsToEnough),
+      secondsToSettle: s(rs, (r) => r.secondsToSettle),
       rps: s(rs, (r) => r.rps),
       p50Ms: s(rs, (r) => r.p50Ms),
+      p90Ms: s(rs, (r) => r.p90Ms),
       p99Ms: s(rs, (r) => r.p99Ms),
+      maxMs: s(rs, (r) => r.maxMs),
       rssIdleMb: s(rs, (r) => r.rssIdleMb),
       rssPeakMb: s(rs, (r) => r.rssPeakMb),
       errors: rs.reduce((n, r) => n + r.errors, 0),
+      otherLoad: s(rs, (r) => r.otherLoad),
       runs: rs,
     };
   });

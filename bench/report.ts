@@ -359,7 +359,7 @@ if (pmModes.length) {
   const p = W.pm as PmSetup;
   push('## pm — the process manager\'s modes under a load step', '');
   push(`${pmTable(pmModes, p).join('\n')}`, '');
-  push(`Workers: the master's child processes; RSS: their VmRSS summed (the master's own is left out: the same in every mode). Idle: the last sample before the step; s to the peak: from the step to the first sample at the peak. Requests/s and latencies over the load, from the clients (the time from connect to the server's close).`, '');
+  push(`Workers: the master's child processes (/proc); RSS: their VmRSS. Requests/s and latencies: over the load, from the clients (connect to the server's close), the pool's ramp after the step included: that is what starting small costs.`, '');
   push('![pm: workers over time under a load step](pm.svg)', '');
 }
 
