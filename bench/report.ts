@@ -1,10 +1,11 @@
-// bench/results/latest.json → bench/results/report.md, chain.svg and scale.svg.
+// bench/results/latest.json → bench/results/report.md, chain.svg, scale.svg and pm.svg.
 // The targets are issue 4's and issue 13's (accept); each is judged from the figures of the same run. The hand-written
 // profiling notes (bench/results/analysis.md) are linked, not regenerated.
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readLatest, resultsDir, type Machine } from './results.js';
-import { barPanels, logLogChart, type Panel } from './svg.js';
+import { barPanels, logLogChart, timeChart, type Panel } from './svg.js';
+import { pmTable, type PmModeSummary, type PmSetup } from './pm-table.js';
 import { fmt, summarize } from './stats.js';
 
 interface S {
@@ -353,6 +354,15 @@ if (acceptCells.length) {
   push('');
 }
 
+const pmModes = (W.pm?.modes ?? []) as (Omit<PmModeSummary, 'runs'> & { runs?: { samples: { t: number; workers: number }[]; stepAt: number; loadSeconds: number }[] })[];
+if (pmModes.length) {
+  const p = W.pm as PmSetup;
+  push('## pm — the process manager\'s modes under a load step', '');
+  push(`${pmTable(pmModes, p).join('\n')}`, '');
+  push(`Workers: the master's child processes (/proc); RSS: their VmRSS. Requests/s and latencies: over the load, from the clients (connect to the server's close), the pool's ramp after the step included: that is what starting small costs.`, '');
+  push('![pm: workers over time under a load step](pm.svg)', '');
+}
+
 if (scaleSeries.length) {
   push('## scale — one runOnce(0) with 1 active and N idle fds, µs', '');
   push('![scale: µs per iteration against idle fds](scale.svg)', '');
@@ -430,5 +440,29 @@ if (scaleSeries.length) {
   );
 }
 
-console.log(`report: bench/results/report.md${chainSets.length ? ', chain.svg' : ''}${scaleSeries.length ? ', scale.svg' : ''}`);
+const pmCharted = pmModes.filter((m) => m.runs?.length);
+if (pmCharted.length) {
+  const p = W.pm as PmSetup;
+  const styles: Record<string, { color: string; dash?: string }> = {
+    static: { color: '#6a737d' },
+    dynamic: { color: '#1f6feb', dash: '7 3' },
+    ondemand: { color: '#e36209', dash: '2 2' },
+  };
+  writeFileSync(
+    join(resultsDir, 'pm.svg'),
+    timeChart(
+      `pm: workers over time, --max-children ${p.maxChildren}, under a load step${p.repeats > 1 ? ' (last run)' : ''}`,
+      'seconds',
+      'worker processes',
+      pmCharted.map((m) => ({
+        label: m.mode,
+        ...(styles[m.mode] ?? { color: '#333' }),
+        points: m.runs!.at(-1)!.samples.map((s) => ({ x: s.t, y: s.workers })),
+      })),
+      [{ from: pmCharted[0].runs!.at(-1)!.stepAt, to: pmCharted[0].runs!.at(-1)!.stepAt + pmCharted[0].runs!.at(-1)!.loadSeconds, label: `${p.clients} clients × GET /busy?ms=${p.busyMs}` }],
+    ),
+  );
+}
+
+console.log(`report: bench/results/report.md${chainSets.length ? ', chain.svg' : ''}${scaleSeries.length ? ', scale.svg' : ''}${pmCharted.length ? ', pm.svg' : ''}`);
 for (const t of targets) console.log(`  ${t.met === undefined ? 'not measured' : t.met ? 'met   ' : 'MISSED'}  ${t.what}: ${t.figure}`);

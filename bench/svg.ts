@@ -1,5 +1,5 @@
-// Two hand-written SVG charts for the report (no dependency): horizontal bars in panels, and a
-// log-log line chart. Plain shapes and text only, so that GitHub renders them as images.
+// Hand-written SVG charts for the report (no dependency): horizontal bars in panels, a log-log
+// line chart, and a line chart over time. Plain shapes and text only, so that GitHub renders them as images.
 
 const FONT = 'font-family="system-ui, -apple-system, Segoe UI, Helvetica, Arial, sans-serif"';
 
@@ -118,6 +118,74 @@ export function logLogChart(title: string, xLabel: string, yLabel: string, serie
     const ly = m.top + 14 + k * 18;
     parts.push(`<line x1="${m.left + pw + 14}" y1="${ly - 4}" x2="${m.left + pw + 34}" y2="${ly - 4}" stroke="${s.color}" stroke-width="2"/>`);
     parts.push(`<text x="${m.left + pw + 40}" y="${ly}" font-size="12">${esc(s.label)}</text>`);
+  });
+  return svg(width, height, parts);
+}
+
+/** An interval of the x axis to shade, with its label (a load step). */
+export interface Band {
+  from: number;
+  to: number;
+  label: string;
+}
+
+/** A step (1, 2 or 5 × 10^k) that cuts `span` into about `count` intervals. */
+function tickStep(span: number, count: number): number {
+  const raw = span / count;
+  const p = 10 ** Math.floor(Math.log10(raw));
+  return [1, 2, 5, 10].map((m) => m * p).find((s) => s >= raw)!;
+}
+
+/**
+ * A line chart over time on linear axes, from y = 0. Each series is drawn as steps (a sample's
+ * value holds until the next one, as a count of processes does); `dash` tells apart series
+ * that run on top of each other. Bands shade intervals of x.
+ */
+export function timeChart(title: string, xLabel: string, yLabel: string, series: (Series & { dash?: string })[], bands: Band[] = []): string {
+  const width = 760;
+  const height = 360;
+  const m = { left: 56, right: 120, top: 44, bottom: 50 };
+  const pw = width - m.left - m.right;
+  const ph = height - m.top - m.bottom;
+  const xs = series.flatMap((s) => s.points.map((p) => p.x));
+  const ys = series.flatMap((s) => s.points.map((p) => p.y));
+  const x0 = Math.min(0, ...xs);
+  const x1 = Math.max(...xs, ...bands.map((b) => b.to));
+  const yStep = tickStep(Math.max(1, ...ys), 6);
+  const y1 = Math.ceil((Math.max(1, ...ys) * 1.1) / yStep) * yStep;
+  const X = (x: number) => m.left + ((x - x0) / Math.max(1e-9, x1 - x0)) * pw;
+  const Y = (y: number) => m.top + ph - (y / y1) * ph;
+  const parts: string[] = [];
+  parts.push(`<text x="16" y="24" font-size="16" font-weight="600">${esc(title)}</text>`);
+  for (const b of bands) {
+    parts.push(`<rect x="${X(b.from).toFixed(1)}" y="${m.top}" width="${(X(b.to) - X(b.from)).toFixed(1)}" height="${ph}" fill="#f3f0e0"/>`);
+    parts.push(`<text x="${((X(b.from) + X(b.to)) / 2).toFixed(1)}" y="${m.top + 14}" font-size="11" fill="#7a6a20" text-anchor="middle">${esc(b.label)}</text>`);
+  }
+  const xStep = tickStep(x1 - x0, 10);
+  for (let x = Math.ceil(x0 / xStep) * xStep; x <= x1 + 1e-9; x += xStep) {
+    parts.push(`<line x1="${X(x).toFixed(1)}" y1="${m.top}" x2="${X(x).toFixed(1)}" y2="${m.top + ph}" stroke="#e5e5e5"/>`);
+    parts.push(`<text x="${X(x).toFixed(1)}" y="${m.top + ph + 16}" font-size="11" text-anchor="middle">${+x.toFixed(6)}</text>`);
+  }
+  for (let y = 0; y <= y1 + 1e-9; y += yStep) {
+    parts.push(`<line x1="${m.left}" y1="${Y(y).toFixed(1)}" x2="${m.left + pw}" y2="${Y(y).toFixed(1)}" stroke="#e5e5e5"/>`);
+    parts.push(`<text x="${m.left - 6}" y="${(Y(y) + 4).toFixed(1)}" font-size="11" text-anchor="end">${+y.toFixed(6)}</text>`);
+  }
+  parts.push(`<rect x="${m.left}" y="${m.top}" width="${pw}" height="${ph}" fill="none" stroke="#888"/>`);
+  parts.push(`<text x="${m.left + pw / 2}" y="${height - 12}" font-size="12" text-anchor="middle">${esc(xLabel)}</text>`);
+  parts.push(
+    `<text x="16" y="${m.top + ph / 2}" font-size="12" text-anchor="middle" transform="rotate(-90 16 ${m.top + ph / 2})">${esc(yLabel)}</text>`,
+  );
+  series.forEach((s, k) => {
+    const pts: string[] = [];
+    s.points.forEach((p, i) => {
+      if (i > 0) pts.push(`${X(p.x).toFixed(1)},${Y(s.points[i - 1].y).toFixed(1)}`);
+      pts.push(`${X(p.x).toFixed(1)},${Y(p.y).toFixed(1)}`);
+    });
+    const dash = s.dash ? ` stroke-dasharray="${s.dash}"` : '';
+    parts.push(`<polyline points="${pts.join(' ')}" fill="none" stroke="${s.color}" stroke-width="2.5"${dash} stroke-linejoin="round"/>`);
+    const ly = m.top + 14 + k * 18;
+    parts.push(`<line x1="${m.left + pw + 14}" y1="${ly - 4}" x2="${m.left + pw + 38}" y2="${ly - 4}" stroke="${s.color}" stroke-width="2.5"${dash}/>`);
+    parts.push(`<text x="${m.left + pw + 44}" y="${ly}" font-size="12">${esc(s.label)}</text>`);
   });
   return svg(width, height, parts);
 }

@@ -1,5 +1,5 @@
 // `npm run bench [-- NAME] [args]`: bundle bench/*.ts with esbuild (Node 20 cannot run .ts),
-// run one workload (NAME: chain, timers, http, scale, core, accept) with the remaining arguments, or
+// run one workload (NAME: chain, timers, http, scale, core, accept, pm) with the remaining arguments, or
 // all of them in turn, then regenerate bench/results/report.md and the charts from
 // bench/results/latest.json. `--quick` (alone or after NAME) takes fewer runs.
 //
@@ -15,8 +15,8 @@ import { dirname, join } from 'node:path';
 import { setPriority } from 'node:os';
 import { root } from './bin.mjs';
 
-const WORKLOADS = ['chain', 'timers', 'http', 'scale', 'core', 'accept'];
-/** Bundled beside the workloads: the report writer and the http and accept workloads' servers. */
+const WORKLOADS = ['chain', 'timers', 'http', 'scale', 'core', 'accept', 'pm'];
+/** Bundled beside the workloads: the report writer and the http, accept and pm workloads' servers. */
 const HELPERS = {
   report: 'bench/report.ts',
   // The evpoll server is examples/server itself, bundled here so that it runs on the same
