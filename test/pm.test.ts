@@ -58,7 +58,7 @@ interface StatusLine { alive: number; idle: number; active: number; total: numbe
 function statusLines(server: Server, from = 0): StatusLine[] {
   const out: StatusLine[] = [];
   for (let i = from; i < server.lines.length; i++) {
-    const m = /^status: (\d+) workers alive, \d+ requests served, mechanism \w+(?:, \d+ connections refused)?; (\d+) idle, (\d+) active, (\d+) total$/.exec(server.lines[i]);
+    const m = /^status: (\d+) workers alive, \d+ requests served, mechanism \w+; (\d+) idle, (\d+) active, (\d+) total(?:, \d+ connections refused)?$/.exec(server.lines[i]);
     if (m) out.push({ alive: Number(m[1]), idle: Number(m[2]), active: Number(m[3]), total: Number(m[4]), index: i });
   }
   return out;

@@ -9,7 +9,7 @@ import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { SharedRegion } from '../src/shm.js';
-import { Scoreboard, State, regionBytes } from '../examples/server/scoreboard.js';
+import { Scoreboard, State, reads as copies, regionBytes } from '../examples/server/scoreboard.js';
 import { MECHANISM, MODE, killOnCleanup } from './helpers.js';
 
 const WRITER = 'EVPOLL_SCOREBOARD_WRITER';
@@ -38,6 +38,7 @@ test('a record read while its worker writes it is always one the worker wrote wh
     const child = killOnCleanup(spawn(process.execPath, [THIS_FILE], { env: { ...process.env, [WRITER]: String(COUNT) }, stdio }));
     const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
     let reads = 0, running = 0, torn = 0;
+    copies.stale = 0;
     const bad: string[] = [];
     // Reads for as long as the writer writes (synchronously: this process only reads).
     for (let last = 0; last < COUNT && child.exitCode === null; reads++) {
@@ -46,8 +47,8 @@ test('a record read while its worker writes it is always one the worker wrote wh
       if (n === 0) continue;
       last = n;
       const whole = r.uri === `/r/${n}` && r.method === 'GET' && r.requestStart === n &&
-        (r.state === State.Active ? r.requests === n - 1 && r.accepted === n - 1 && r.requestEnd === n - 0.5
-          : r.state === State.Idle && r.requests === n && r.requestEnd === n + 0.5 && (r.accepted === n || r.accepted === n - 1));
+        (r.state === State.Active ? r.requests === n - 1 && (r.accepted === n - 1 || r.accepted === n) && r.requestEnd === (n === 1 ? 0 : n - 0.5)
+          : r.state === State.Idle && r.requests === n && r.requestEnd === n + 0.5 && r.accepted === n);
       if (r.state === State.Active) running++;
       if (!whole) {
         torn++;
@@ -56,7 +57,9 @@ test('a record read while its worker writes it is always one the worker wrote wh
       if (reads % 4096 === 0) await new Promise((resolve) => setImmediate(resolve)); // let the exit event in
     }
     assert.is(await exited, 0);
-    assert.is(torn, 0, `${torn} of ${reads} reads mixed two requests: ${bad.join('\n')}`);
+    // A copy may mix two writes only where the reader gave up waiting on a writer stopped
+    // mid-write for ~1 ms (descheduled on a busy machine; or killed, until the master reaps it).
+    assert.ok(torn <= copies.stale, `${torn} of ${reads} reads mixed two requests, ${copies.stale} taken stale: ${bad.join('\n')}`);
     assert.ok(reads > 1000 && running > 0, `${reads} reads, ${running} during a request: the reads overlapped the writes`);
     const final = board.record(0);
     assert.equal([final.requests, final.accepted, final.uri], [COUNT, COUNT, `/r/${COUNT}`]);

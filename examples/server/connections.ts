@@ -141,6 +141,11 @@ export class Connections {
       return;
     }
     this.#all.add(c);
+    // Read at once: a client sends its request right after connecting, so it is usually here
+    // already, and is served now rather than after another wait. That wait is where a worker
+    // would take a second connection first, which then waits behind this one if it blocks (a
+    // busy page: FPM's child reads its request before anything else). EAGAIN costs one read.
+    this._read(c);
   }
 
   /**

@@ -462,7 +462,8 @@ export function runMaster(options: MasterOptions): void {
 
   const status = () => {
     const c = census();
-    log(`status: ${all.size} workers alive, ${served} requests served, mechanism ${loop.mechanism}${refused ? `, ${refused} connections refused` : ''}; ${c.idle} idle, ${c.active} active, ${c.total} total`);
+    // The refusals stay last (`, N connections refused`), where scripts read them.
+    log(`status: ${all.size} workers alive, ${served} requests served, mechanism ${loop.mechanism}; ${c.idle} idle, ${c.active} active, ${c.total} total${refused ? `, ${refused} connections refused` : ''}`);
   };
 
   const finish = () => {

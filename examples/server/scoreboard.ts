@@ -12,7 +12,6 @@
 //   0     the accept mutex (--accept mutex), AcceptMutex.BYTES
 //   64    the pool header: Int32 words, then Float64s from 128
 //   512   the records, RECORD_BYTES each
-import type { SharedRegion } from 'evpoll/shm';
 
 export const HEADER_OFFSET = 64;
 export const RECORDS_OFFSET = 512;
@@ -105,12 +104,36 @@ export interface PoolCounts {
   records: WorkerRecord[];
 }
 
+/** Consecutive loads of the same odd sequence word after which a reader takes the record as it is (~1 ms). */
+const STUCK_LOADS = 1_000_000;
+
+/** Copies taken as they were, past STUCK_LOADS (possibly mixing two writes), in this process. */
+export const reads = { stale: 0 };
+
+/**
+ * The seqlock's read side: copy() until a copy was made with the word even and unchanged. The
+ * check after the copy is a read-modify-write (adding 0), a full fence: a plain load of the
+ * copy may not be moved after it, as it could be after a mere Atomics.load (Linux's smp_rmb()).
+ * A word that stays odd and unchanged belongs to a writer killed mid-write (until the master
+ * reaps it) or one descheduled mid-write: after STUCK_LOADS the copy is taken as it is, since a
+ * status page must not hang on a dead worker.
+ */
 function spinRead<T>(seq: Int32Array, index: number, copy: () => T): T {
-  for (let tries = 0; ; tries++) {
+  let stuck = -1;
+  let stuckLoads = 0;
+  for (;;) {
     const before = Atomics.load(seq, index);
-    if ((before & 1) === 0 || tries > 1000) {
+    if ((before & 1) === 0) {
       const value = copy();
-      if (Atomics.load(seq, index) === before || tries > 1000) return value;
+      if (Atomics.add(seq, index, 0) === before) return value;
+      continue;
+    }
+    if (before !== stuck) {
+      stuck = before;
+      stuckLoads = 0;
+    } else if (++stuckLoads > STUCK_LOADS) {
+      reads.stale++;
+      return copy();
     }
   }
 }
@@ -123,7 +146,8 @@ export class Scoreboard {
   readonly #recF: Float64Array[] = [];
   readonly #recB: Uint8Array[] = [];
 
-  constructor(readonly region: SharedRegion, records?: number) {
+  /** `region`: an evpoll/shm SharedRegion of at least regionBytes(records) bytes (only its buffer is used). */
+  constructor(region: { readonly buffer: ArrayBuffer }, records?: number) {
     this.#header = new Int32Array(region.buffer, HEADER_OFFSET, (RECORDS_OFFSET - HEADER_OFFSET) / 4);
     this.#headerF = new Float64Array(region.buffer, HEADER_OFFSET, (RECORDS_OFFSET - HEADER_OFFSET) / 8);
     if (records !== undefined) this.#header[H_RECORDS] = records; // the master, before any worker exists
@@ -255,26 +279,41 @@ export class Scoreboard {
     const ints = this.#recI[i];
     const floats = this.#recF[i];
     const bytes = this.#recB[i];
-    return spinRead(ints, R_SEQ, () => {
-      const state = ints[R_STATE] as State;
-      return {
-        slot: i,
-        pid: ints[R_PID],
-        state,
-        stateName: STATE_NAMES[state] ?? 'Free',
-        started: floats[RF_STARTED],
-        requests: floats[RF_REQUESTS],
-        accepted: floats[RF_ACCEPTED],
-        requestSeq: ints[R_REQUEST_SEQ],
-        requestStart: floats[RF_REQUEST_START],
-        requestEnd: floats[RF_REQUEST_END],
-        method: Buffer.from(bytes.subarray(METHOD_AT, METHOD_AT + Math.min(ints[R_METHOD_LEN], METHOD_BYTES))).toString('latin1'),
-        uri: Buffer.from(bytes.subarray(URI_AT, URI_AT + Math.min(ints[R_URI_LEN], URI_BYTES))).toString('latin1'),
-        cpuMs: floats[RF_CPU_MS],
-        cpuPercent: floats[RF_CPU_PERCENT],
-        rss: floats[RF_RSS],
-      };
-    });
+    // Under the lock, only copies (the strings are decoded after, from the copied bytes).
+    const raw = spinRead(ints, R_SEQ, () => ({
+      pid: ints[R_PID],
+      state: ints[R_STATE] as State,
+      methodLength: Math.min(ints[R_METHOD_LEN], METHOD_BYTES),
+      uriLength: Math.min(ints[R_URI_LEN], URI_BYTES),
+      requestSeq: ints[R_REQUEST_SEQ],
+      started: floats[RF_STARTED],
+      requests: floats[RF_REQUESTS],
+      accepted: floats[RF_ACCEPTED],
+      requestStart: floats[RF_REQUEST_START],
+      requestEnd: floats[RF_REQUEST_END],
+      cpuMs: floats[RF_CPU_MS],
+      cpuPercent: floats[RF_CPU_PERCENT],
+      rss: floats[RF_RSS],
+      text: bytes.slice(METHOD_AT, RECORD_BYTES),
+    }));
+    const text = Buffer.from(raw.text.buffer, raw.text.byteOffset, raw.text.length);
+    return {
+      slot: i,
+      pid: raw.pid,
+      state: raw.state,
+      stateName: STATE_NAMES[raw.state] ?? 'Free',
+      started: raw.started,
+      requests: raw.requests,
+      accepted: raw.accepted,
+      requestSeq: raw.requestSeq,
+      requestStart: raw.requestStart,
+      requestEnd: raw.requestEnd,
+      method: text.toString('latin1', 0, raw.methodLength),
+      uri: text.toString('latin1', URI_AT - METHOD_AT, URI_AT - METHOD_AT + raw.uriLength),
+      cpuMs: raw.cpuMs,
+      cpuPercent: raw.cpuPercent,
+      rss: raw.rss,
+    };
   }
 
   /** The whole pool, consistent with the master's header (retried if the master reaped a worker meanwhile). */
