@@ -45,6 +45,8 @@ class Connection {
   lingerAfter = false;
   lingering = false;
   closed = false;
+  /** Accepted, nothing read from it yet (its first request not here). */
+  fresh = true;
 
   constructor(readonly owner: Connections, readonly fd: number, tick: number) {
     this.lastTick = tick;
@@ -74,6 +76,8 @@ export interface ConnectionsOptions {
    */
   respond?: (target: string, keepAlive: boolean, keepAlive10: boolean) => Buffer | null;
   observer?: RequestObserver;
+  /** Told each time the number of fresh connections (accepted, nothing read yet) changes. */
+  onFresh?: (fresh: number) => void;
   /** FPM's pm.max_requests: once this many requests are answered, onMaxRequests runs (once). 0: no limit. */
   maxRequests?: number;
   onMaxRequests?: () => void;
@@ -103,6 +107,9 @@ export class Connections {
   #observer: RequestObserver | undefined;
   #maxRequests: number;
   #onMaxRequests: () => void;
+  #onFresh: (fresh: number) => void;
+  /** Connections accepted that nothing was read from yet. */
+  fresh = 0;
 
   constructor(loop: EventLoop, options: ConnectionsOptions) {
     this.loop = loop;
@@ -110,6 +117,7 @@ export class Connections {
     this.#observer = options.observer;
     this.#maxRequests = options.maxRequests ?? 0;
     this.#onMaxRequests = options.onMaxRequests ?? (() => {});
+    this.#onFresh = options.onFresh ?? (() => {});
     this.#onClosed = options.onClosed ?? (() => {});
     this.#onRefused = options.onRefused ?? (() => {});
     this.tickMs = Math.max(10, Math.min(1000, Math.floor(options.idleTimeoutMs / 4)));
@@ -141,11 +149,20 @@ export class Connections {
       return;
     }
     this.#all.add(c);
+    this.fresh++;
     // Read at once: a client sends its request right after connecting, so it is usually here
     // already, and is served now rather than after another wait. That wait is where a worker
     // would take a second connection first, which then waits behind this one if it blocks (a
     // busy page: FPM's child reads its request before anything else). EAGAIN costs one read.
     this._read(c);
+    if (c.fresh) this.#onFresh(this.fresh);
+  }
+
+  /** The connection's first bytes (or its end) came: it is no longer fresh. */
+  #unfresh(c: Connection): void {
+    c.fresh = false;
+    this.fresh--;
+    this.#onFresh(this.fresh);
   }
 
   /**
@@ -172,6 +189,7 @@ export class Connections {
     const carried = c.carry === null ? 0 : c.carry.length;
     if (carried > 0) c.carry!.copy(input, 0);
     const n = inputIo.read(c.fd, carried, input.length - carried);
+    if (c.fresh && n !== net.EAGAIN) this.#unfresh(c);
     if (n > 0) {
       c.carry = null;
       c.lastTick = this.#tick;
@@ -332,6 +350,7 @@ export class Connections {
   #close(c: Connection): void {
     if (c.closed) return;
     c.closed = true;
+    if (c.fresh) this.#unfresh(c);
     c.readable.del();
     c.writable?.del();
     net.close(c.fd);

@@ -113,6 +113,7 @@ export function runWorker(options: WorkerOptions): never {
       start: (buf, ms, me, ts, te) => scoreboard.requestStart(record, buf, ms, me, ts, te, epochNow()),
       end: () => scoreboard.requestEnd(record, epochNow(), finishing),
     },
+    onFresh: (fresh) => gateAccepting(fresh),
     maxRequests: options.maxRequests,
     onMaxRequests: () => {
       // FPM's pm.max_requests: the master starts the successor now, this one finishes what it holds.
@@ -157,6 +158,29 @@ export function runWorker(options: WorkerOptions): never {
   loop.timer(EV.PERSIST, () => report()).add(1000);
 
   let stopping = false;
+  // FPM's child takes one connection and reads its request before it accepts again. This
+  // worker accepts one at a time (batch 1) and reads it at once (Connections.add), but the
+  // request may not be there yet; waiting for it, the worker would be woken for the next
+  // connection too (EPOLLEXCLUSIVE wakes the first waiter), and if the first request then
+  // blocks (a busy page), the second waits behind it while a sibling idles. So, with siblings,
+  // while a connection it took has sent nothing yet, the worker stops accepting: for at most a
+  // sweep tick, so that a client that connects and says nothing holds nobody up for long.
+  let gated = false;
+  const gate = loop.timer(0, () => openGate());
+  const openGate = () => {
+    gate.del();
+    if (!gated) return;
+    gated = false;
+    if (!stopping) acceptor.resume();
+  };
+  const gateAccepting = (fresh: number) => {
+    if (options.workers < 2 || stopping) return;
+    if (fresh === 0) return openGate();
+    if (gated || gate.pending) return;
+    gated = true;
+    acceptor.pause();
+    gate.add(connections.tickMs);
+  };
   /** The end of a graceful stop; `cut` connections were still open at the deadline. */
   const finish = (cut: number) => {
     report(true);
