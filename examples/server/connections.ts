@@ -154,7 +154,9 @@ export class Connections {
     // already, and is served now rather than after another wait. That wait is where a worker
     // would take a second connection first, which then waits behind this one if it blocks (a
     // busy page: FPM's child reads its request before anything else). EAGAIN costs one read.
-    this._read(c);
+    // Not from inside another connection's handling (its answer may still be in the shared
+    // output): there the loop's READ event serves it next.
+    if (outputLength === 0) this._read(c);
     if (c.fresh) this.#onFresh(this.fresh);
   }
 

@@ -115,11 +115,14 @@ export function runWorker(options: WorkerOptions): never {
     },
     onFresh: (fresh) => gateAccepting(fresh),
     maxRequests: options.maxRequests,
-    onMaxRequests: () => {
-      // FPM's pm.max_requests: the master starts the successor now, this one finishes what it holds.
+    // FPM's pm.max_requests: the master starts the successor now, this one finishes what it
+    // holds. On the next iteration, not inside the request's own handling: the stop takes the
+    // connections still queued and reads them, which must not happen while this request's
+    // answer is still in the shared output buffer.
+    onMaxRequests: () => void loop.timer(0, () => {
       tell(`max-requests ${options.maxRequests}`);
       stopGracefully();
-    },
+    }).add(0),
   });
 
   // CPU and memory for the scoreboard, once a second: each costs a system call, so not per request.
