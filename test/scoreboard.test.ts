@@ -16,15 +16,20 @@ const WRITER = 'EVPOLL_SCOREBOARD_WRITER';
 const THIS_FILE = fileURLToPath(import.meta.url);
 const RECORDS = 4;
 
-/** The writer: request `n` has URI /r/n and is the record's n-th, until `count` requests; then exits. */
+/** The writer: request `n` has URI /r/n and is the record's n-th, until `count` requests, odd ones as pages, even ones answered at once; then exits. */
 function writer(count: number): void {
   const board = new Scoreboard(SharedRegion.open(3));
   const buf = Buffer.alloc(64);
   for (let n = 1; n <= count; n++) {
     const length = buf.write(`GET /r/${n}`, 'latin1');
-    board.requestStart(0, buf, 0, 3, 4, length, n);
-    board.countAccepted(0);
-    board.requestEnd(0, n + 0.5, false);
+    if (n % 2 === 1) { // a page: begun, then ended
+      board.requestStart(0, buf, 0, 3, 4, length, n);
+      board.countAccepted(0);
+      board.requestEnd(0, n + 0.5, false);
+    } else { // answered at once: one write
+      board.countAccepted(0);
+      board.requestDone(0, buf, 0, 3, 4, length, n, false);
+    }
   }
 }
 
@@ -47,8 +52,8 @@ test('a record read while its worker writes it is always one the worker wrote wh
       if (n === 0) continue;
       last = n;
       const whole = r.uri === `/r/${n}` && r.method === 'GET' && r.requestStart === n &&
-        (r.state === State.Active ? r.requests === n - 1 && (r.accepted === n - 1 || r.accepted === n) && r.requestEnd === (n === 1 ? 0 : n - 0.5)
-          : r.state === State.Idle && r.requests === n && r.requestEnd === n + 0.5 && r.accepted === n);
+        (r.state === State.Active ? r.requests === n - 1 && (r.accepted === n - 1 || r.accepted === n) && r.requestEnd === (n === 1 ? 0 : n - 1)
+          : r.state === State.Idle && r.requests === n && r.requestEnd === (n % 2 === 1 ? n + 0.5 : n) && (r.accepted === n || r.accepted === n + 1));
       if (r.state === State.Active) running++;
       if (!whole) {
         torn++;

@@ -10,8 +10,14 @@ import { EV, type Event, type EventLoop } from 'evpoll';
 import * as net from 'evpoll/net';
 import { head, refreshDate, responses, scanHead } from './http.js';
 
-/** Told of each request (the scoreboard): as it begins, with its method buf[ms, me) and target buf[ts, te) (empty for one refused before its request line was read), and as its answer is made. */
+/**
+ * Told of each request (the scoreboard), with its method buf[ms, me) and target buf[ts, te)
+ * (empty for one refused before its request line was read): one answered at once (the hello
+ * page, a refusal) by done(); one whose page is made (respond(), which may block) by start()
+ * as it begins and end() as its answer is made.
+ */
 export interface RequestObserver {
+  done(buf: Uint8Array, ms: number, me: number, ts: number, te: number): void;
   start(buf: Uint8Array, ms: number, me: number, ts: number, te: number): void;
   end(): void;
 }
@@ -238,16 +244,22 @@ export class Connections {
       let answer: Buffer;
       let ends = true;
       let refused = false;
+      /** A page was made: its request was begun with observer.start() and must be ended. */
+      let made = false;
       if (head.status !== 200) {
-        observer?.start(buf, 0, 0, 0, 0);
+        observer?.done(buf, 0, 0, 0, 0);
         answer = responses[head.status as 400 | 431 | 501 | 505].bytes;
         refused = true;
       } else {
-        observer?.start(buf, head.methodStart, head.methodEnd, head.targetStart, head.targetEnd);
         const keepAlive = head.keepAlive && !stopping;
-        const page = this.#respond !== undefined && head.targetEnd - head.targetStart !== 1
-          ? this.#respond(buf.toString('latin1', head.targetStart, head.targetEnd), keepAlive, head.keepAlive10)
-          : null;
+        let page: Buffer | null = null;
+        if (this.#respond !== undefined && head.targetEnd - head.targetStart !== 1) {
+          observer?.start(buf, head.methodStart, head.methodEnd, head.targetStart, head.targetEnd);
+          made = true;
+          page = this.#respond(buf.toString('latin1', head.targetStart, head.targetEnd), keepAlive, head.keepAlive10);
+        } else {
+          observer?.done(buf, head.methodStart, head.methodEnd, head.targetStart, head.targetEnd);
+        }
         if (page !== null) {
           answer = page;
           ends = !keepAlive;
@@ -263,9 +275,9 @@ export class Connections {
         // answered it is not answered again (a page may have blocked to make it): what the
         // socket will not take now waits in c.unsent, and the rest of the input in c.carry.
         const flushed = this.#flush(c);
-        if (c.closed) return this.#served(observer);
+        if (c.closed) return this.#served(made ? observer : undefined);
         if (!flushed || answer.length > output.length) {
-          this.#served(observer);
+          this.#served(made ? observer : undefined);
           this.#queue(c, answer);
           if (ends) {
             c.closing = true;
@@ -279,7 +291,7 @@ export class Connections {
       }
       output.set(answer, outputLength);
       outputLength += answer.length;
-      this.#served(observer);
+      this.#served(made ? observer : undefined);
       if (ends) {
         c.closing = true;
         // A refused client may still be sending what was refused; a pipelining one, more requests.

@@ -253,6 +253,30 @@ export class Scoreboard {
     Atomics.add(ints, R_SEQ, 1);
   }
 
+  /**
+   * The worker, for a request answered at once (the hello page, a refusal): begun and ended in
+   * one write, so that it costs what one of requestStart/requestEnd does. Nobody could have seen
+   * it running anyway.
+   */
+  requestDone(i: number, buf: Uint8Array, ms: number, me: number, ts: number, te: number, now: number, finishing: boolean): void {
+    const ints = this.#recI[i];
+    const floats = this.#recF[i];
+    const bytes = this.#recB[i];
+    Atomics.add(ints, R_SEQ, 1);
+    const m = Math.min(me - ms, METHOD_BYTES);
+    const u = Math.min(te - ts, URI_BYTES);
+    for (let k = 0; k < m; k++) bytes[METHOD_AT + k] = buf[ms + k];
+    for (let k = 0; k < u; k++) bytes[URI_AT + k] = buf[ts + k];
+    ints[R_METHOD_LEN] = m;
+    ints[R_URI_LEN] = u;
+    ints[R_STATE] = finishing ? State.Finishing : State.Idle;
+    ints[R_REQUEST_SEQ]++;
+    floats[RF_REQUESTS]++;
+    floats[RF_REQUEST_START] = now;
+    floats[RF_REQUEST_END] = now;
+    Atomics.add(ints, R_SEQ, 1);
+  }
+
   /** The worker, as the request's answer is made: `finishing` if the worker is on its way out. */
   requestEnd(i: number, now: number, finishing: boolean): void {
     const ints = this.#recI[i];

@@ -90,6 +90,8 @@ export function runWorker(options: WorkerOptions): never {
   let lastRefusal = '';
   const onRefused = (err: Error) => { lastRefusal = err.message; };
   const region = SharedRegion.open(SHM_FD);
+  let waitEnded = epochNow();
+  loop.check(() => { waitEnded = epochNow(); });
   const scoreboard = new Scoreboard(region);
   const record = options.record;
   let finishing = false;
@@ -109,9 +111,12 @@ export function runWorker(options: WorkerOptions): never {
     onClosed: () => acceptor.release(),
     onRefused,
     respond: pages(scoreboard, options.statusPath, listenerQueue),
+    // The time of a request answered at once is the end of the wait that brought it (read once
+    // per iteration, by the check hook below); a page's start and end are read as they happen.
     observer: {
+      done: (buf, ms, me, ts, te) => scoreboard.requestDone(record, buf, ms, me, ts, te, waitEnded, finishing),
       start: (buf, ms, me, ts, te) => scoreboard.requestStart(record, buf, ms, me, ts, te, epochNow()),
-      end: () => scoreboard.requestEnd(record, epochNow(), finishing),
+      end: () => scoreboard.requestEnd(record, waitEnded = epochNow(), finishing),
     },
     onFresh: (fresh) => gateAccepting(fresh),
     maxRequests: options.maxRequests,
