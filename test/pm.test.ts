@@ -149,8 +149,10 @@ test('dynamic: grows under /busy clients up to max-children, counting "max child
   const down = await statusWhere(server, 'back to max-spare-servers', (s) => s.total === 2 && s.idle === 2, peak!.index, 20_000);
   const totals = statusLines(server, peak!.index).filter((s) => s.index <= down.index).map((s) => s.total);
   for (let i = 1; i < totals.length; i++) assert.ok(totals[i - 1] - totals[i] <= 1, `at most one fewer per status line (100 ms apart, a beat is 1 s): ${totals.join(' ')}`);
-  const retired = linesMatching(server, /^worker \d+ retired \(code 0\): as \d+ were idle, more than max-spare-servers 2$/);
-  assert.is(retired.length, 2, retired.join('\n'));
+  // Each stopped worker's line comes when it has exited, after its graceful stop.
+  const retiredLines = () => linesMatching(server, /^worker \d+ retired \(code 0\): as \d+ were idle, more than max-spare-servers 2$/);
+  await until('two idle workers stopped', () => retiredLines().length >= 2, 10_000);
+  assert.is(retiredLines().length, 2, retiredLines().join('\n'));
   await server.stop();
 });
 

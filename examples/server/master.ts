@@ -21,7 +21,7 @@ import { EV, EventLoop, type Event } from 'evpoll';
 import * as net from 'evpoll/net';
 import { AcceptMutex, SharedRegion } from 'evpoll/shm';
 import { CONTROL_FD, LISTEN_FD, LineReader, MUTEX_OFFSET, SHM_FD, type AcceptMode } from './control.js';
-import { Scoreboard, State, epochNow, regionBytes, type ProcessManager, type WorkerRecord } from './scoreboard.js';
+import { Scoreboard, State, epochNow, regionBytes, type ProcessManager } from './scoreboard.js';
 
 /** FPM's process manager settings (its pool directives' names in comments). */
 export interface PoolOptions {
@@ -299,9 +299,6 @@ export function runMaster(options: MasterOptions): void {
 
   /** The pool as the process manager counts it: the slots' workers by their scoreboard state (a starting one counts idle, as FPM's new child does). */
   const census = () => {
-    const byRecord = new Map<number, WorkerRecord>();
-    const counts = scoreboard.read();
-    for (const r of counts.records) byRecord.set(r.slot, r);
     let idle = 0, active = 0, total = 0;
     /** The idle worker idle the longest, and since when. */
     let longestIdle: Worker | null = null;
@@ -309,18 +306,18 @@ export function runMaster(options: MasterOptions): void {
     for (const w of slots) {
       if (w === undefined) continue;
       total++;
-      const r = byRecord.get(w.record);
-      const state = r?.pid === w.pid ? r.state : State.Starting;
+      const r = scoreboard.brief(w.record);
+      const state = r.pid === w.pid ? r.state : State.Starting;
       if (state === State.Active) active++;
       else if (state === State.Idle || state === State.Starting) {
         idle++;
-        if (state === State.Idle && w.state === 'ready' && r!.requestEnd < idleSince) {
-          idleSince = r!.requestEnd;
+        if (state === State.Idle && w.state === 'ready' && r.requestEnd < idleSince) {
+          idleSince = r.requestEnd;
           longestIdle = w;
         }
       }
     }
-    return { idle, active, total, longestIdle, idleSince, counts, byRecord };
+    return { idle, active, total, longestIdle, idleSince };
   };
 
   const maxChildrenReached = (why: string) => {
@@ -420,15 +417,19 @@ export function runMaster(options: MasterOptions): void {
   const checkRequests = () => {
     const now = epochNow();
     for (const w of all) {
-      const r = scoreboard.record(w.record);
-      if (r.pid !== w.pid || r.state !== State.Active || w.terminated) continue;
-      const ms = Math.round(now - r.requestStart);
-      if (pool.requestSlowlogTimeoutMs > 0 && ms >= pool.requestSlowlogTimeoutMs && w.slowLogged !== r.requestSeq) {
-        w.slowLogged = r.requestSeq;
+      const b = scoreboard.brief(w.record);
+      if (b.pid !== w.pid || b.state !== State.Active || w.terminated) continue;
+      const ms = Math.round(now - b.requestStart);
+      const slow = pool.requestSlowlogTimeoutMs > 0 && ms >= pool.requestSlowlogTimeoutMs && w.slowLogged !== b.requestSeq;
+      const overdue = pool.requestTerminateTimeoutMs > 0 && ms >= pool.requestTerminateTimeoutMs;
+      if (!slow && !overdue) continue;
+      const r = scoreboard.record(w.record); // its method and URI, for the log
+      if (slow) {
+        w.slowLogged = b.requestSeq;
         scoreboard.countSlow();
         log(`worker ${w.pid} slow request: ${r.method} ${r.uri} running for ${ms} ms (request-slowlog-timeout ${pool.requestSlowlogTimeoutMs} ms)`);
       }
-      if (pool.requestTerminateTimeoutMs > 0 && ms >= pool.requestTerminateTimeoutMs) {
+      if (overdue) {
         // SIGKILL, not FPM's SIGTERM: a worker blocked in a request runs no JS, so it would only
         // note a SIGTERM and act on it when the request ends (evpoll's signals are delivered by
         // its loop), and a SIGTERM here means "stop gracefully", which waits for that very

@@ -299,6 +299,19 @@ export class Scoreboard {
 
   // ---- readers ----
 
+  /** What the process manager needs of record `i`, without its strings: a few numbers, copied under the lock. */
+  brief(i: number): { pid: number; state: State; requestSeq: number; requestStart: number; requestEnd: number } {
+    const ints = this.#recI[i];
+    const floats = this.#recF[i];
+    return spinRead(ints, R_SEQ, () => ({
+      pid: ints[R_PID],
+      state: ints[R_STATE] as State,
+      requestSeq: ints[R_REQUEST_SEQ],
+      requestStart: floats[RF_REQUEST_START],
+      requestEnd: floats[RF_REQUEST_END],
+    }));
+  }
+
   record(i: number): WorkerRecord {
     const ints = this.#recI[i];
     const floats = this.#recF[i];
