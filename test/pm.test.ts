@@ -107,6 +107,25 @@ test('ondemand: no worker at start; a connection starts one, which serves it; id
   await server.stop();
 });
 
+test('ondemand at max-children: a connection that waits while every worker is busy counts "max children reached" once, and is served when one is free', async () => {
+  const server = await Server.start('--pm', 'ondemand', '--max-children', '1', '--status-interval', '100', '--idle-timeout', String(IDLE_TIMEOUT_MS));
+  const busy = getFresh(server.port, '/busy?ms=2500');
+  try {
+    await statusWhere(server, 'the busy request running', (s) => s.active === 1 && s.total === 1);
+    const waiting = [getFresh(server.port), getFresh(server.port)];
+    await server.waitFor(/^max children reached: a connection waits and no worker is idle \(pm.max_children 1\); consider raising --max-children$/, 10_000);
+    assert.is((await busy).body, 'busy 2500\n');
+    assert.equal((await Promise.all(waiting)).map((a) => a.body), ['hello\n', 'hello\n']);
+    const status = await statusJson(server.port);
+    assert.is(status['max children reached'], 1, 'one episode');
+    assert.is(linesMatching(server, /^max children reached/).length, 1);
+    assert.is(server.workers().length, 1, 'never more than max-children');
+  } finally {
+    await busy.catch(() => {});
+  }
+  await server.stop();
+});
+
 test('dynamic: grows under /busy clients up to max-children, counting "max children reached" once; a connection waits in the listen queue meanwhile; shrinks to max-spare one worker per beat after the load', async () => {
   const server = await Server.start('--pm', 'dynamic', '--max-children', '4', '--start-servers', '1', '--min-spare-servers', '1', '--max-spare-servers', '2',
     '--status-interval', '100', '--idle-timeout', String(IDLE_TIMEOUT_MS));
