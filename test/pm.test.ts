@@ -130,14 +130,23 @@ test('dynamic: grows under /busy clients up to max-children, counting "max child
   const server = await Server.start('--pm', 'dynamic', '--max-children', '4', '--start-servers', '1', '--min-spare-servers', '1', '--max-spare-servers', '2',
     '--status-interval', '100', '--idle-timeout', String(IDLE_TIMEOUT_MS));
   await statusWhere(server, 'one worker idle', (s) => s.total === 1 && s.idle === 1);
-  const BUSY_MS = 12_000;
+  // The busy requests all end END_MS after the first began (each asks for what is left, at
+  // least 3 s), so that all four run at once however long a loaded machine takes to grow the pool.
+  const END_MS = 20_000;
+  const began = Date.now();
+  const asked: number[] = [];
+  const busyFor = () => {
+    const ms = Math.max(3000, END_MS - (Date.now() - began));
+    asked.push(ms);
+    return getFresh(server.port, `/busy?ms=${ms}`, 90_000);
+  };
   const busy: Promise<Answer>[] = [];
   let peak: StatusLine;
   try {
     // One client at a time, each sent once the one before is seen running (its worker is blocked,
     // so it cannot take the next connection) and the pool has an idle worker for the next.
     for (let k = 1; k <= 3; k++) {
-      busy.push(getFresh(server.port, `/busy?ms=${BUSY_MS}`, 60_000));
+      busy.push(busyFor());
       await statusWhere(server, `${k} busy requests running and an idle worker`, (s) => s.active === k && s.idle >= 1, 0, 30_000);
       if (k === 2) {
         // Active processes: the two busy requests, and the worker serving this status request.
@@ -147,13 +156,13 @@ test('dynamic: grows under /busy clients up to max-children, counting "max child
       }
     }
     // The fourth fills the pool: idle 0 at max-children 4.
-    busy.push(getFresh(server.port, `/busy?ms=${BUSY_MS}`, 60_000));
+    busy.push(busyFor());
     peak = await statusWhere(server, '4 busy requests running', (s) => s.active === 4 && s.total === 4, 0, 30_000);
     await server.waitFor(/^max children reached: 0 idle, fewer than min-spare-servers 1 \(pm.max_children 4\); consider raising --max-children$/, 5000);
     // A fifth waits in the listen queue until a worker is free again.
-    const fifth = getFresh(server.port, '/busy?ms=0', 60_000);
+    const fifth = getFresh(server.port, '/busy?ms=0', 90_000);
     const answers = await Promise.all(busy);
-    assert.equal(answers.map((a) => a.body), Array(4).fill(`busy ${BUSY_MS}\n`));
+    assert.equal(answers.map((a) => a.body), asked.map((ms) => `busy ${ms}\n`));
     assert.is((await fifth).body, 'busy 0\n');
     const status = await statusJson(server.port);
     assert.is(status['max children reached'], 1, 'one episode, counted once');
