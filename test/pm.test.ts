@@ -6,12 +6,11 @@
 // what the test did; and the flags FPM would refuse.
 import { suite } from './harness.js';
 import * as assert from 'uvu/assert';
-import http from 'node:http';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { packageRoot } from '../src/paths.js';
 import { MECHANISM, MODE, eventually, until } from './helpers.js';
-import { Server, running, allGone, keepRequesting, steadyClient, stopLoads } from './server-helpers.js';
+import { Server, running, allGone, freshClient, getFresh, steadyClient, stopLoads, type Answer } from './server-helpers.js';
 
 const test = suite('server --pm');
 
@@ -23,34 +22,6 @@ test.after(async () => {
   for (const s of running) if (s.child.exitCode === null && s.child.signalCode === null) s.kill('SIGKILL');
   await allGone([...running].flatMap((s) => [...s.pids]));
 });
-
-interface Answer { status: number; body: string; type: string }
-
-/** One GET on a new connection (Connection: close). */
-function getFresh(port: number, path = '/', timeoutMs = 30_000): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port, path, agent: false, headers: { connection: 'close' }, timeout: timeoutMs }, (res) => {
-      let body = '';
-      res.setEncoding('utf8').on('data', (d) => { body += d; }).on('end', () => resolve({ status: res.statusCode!, body, type: String(res.headers['content-type']) }));
-    });
-    req.on('timeout', () => req.destroy(new Error(`no answer to ${path} within ${timeoutMs} ms`)));
-    req.on('error', reject);
-  });
-}
-
-/** `n` loops each requesting `/` on a new connection per request until stop(); no failure is forgiven. */
-function freshClient(port: number, n = 2) {
-  const result = { ok: 0, failures: [] as string[] };
-  return keepRequesting(n, result, async () => {
-    try {
-      const answer = await getFresh(port);
-      if (answer.status === 200 && answer.body === 'hello\n') result.ok++;
-      else result.failures.push(`${answer.status} ${answer.body}`);
-    } catch (e) {
-      result.failures.push((e as Error).message);
-    }
-  });
-}
 
 interface StatusLine { alive: number; idle: number; active: number; total: number; index: number }
 

@@ -4,7 +4,6 @@
 // reuseport's per-slot sockets, whose queued connections outlive their worker.
 import { suite, onCleanup } from './harness.js';
 import * as assert from 'uvu/assert';
-import http from 'node:http';
 import { spawnSync } from 'node:child_process';
 import { openSync, readdirSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
@@ -12,7 +11,7 @@ import { packageRoot } from '../src/paths.js';
 import { AcceptMutex, SharedRegion } from '../src/shm.js';
 import { mechanisms } from '../src/index.js';
 import { MECHANISM, MODE, eventually, report, sleep, until } from './helpers.js';
-import { Server, running, allGone, keepRequesting, steadyClient, stopLoads } from './server-helpers.js';
+import { Server, running, allGone, freshClient, getFresh, steadyClient, stopLoads, type Answer } from './server-helpers.js';
 
 const test = suite('server --accept');
 
@@ -28,30 +27,8 @@ test.after(async () => {
   await allGone([...running].flatMap((s) => [...s.pids]));
 });
 
-/** One GET on a new connection (Connection: close): resolves to the body, rejects on any error. */
-function getFresh(port: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port, path: '/', agent: false, headers: { connection: 'close' } }, (res) => {
-      let body = '';
-      res.setEncoding('utf8').on('data', (d) => { body += d; }).on('end', () => resolve(`${res.statusCode} ${body}`));
-    });
-    req.on('error', reject);
-  });
-}
-
-/** `n` loops each requesting on a new connection per request until stop(); no failure is forgiven. */
-function freshClient(port: number, n = 2) {
-  const result = { ok: 0, failures: [] as string[] };
-  return keepRequesting(n, result, async () => {
-    try {
-      const answer = await getFresh(port);
-      if (answer === '200 hello\n') result.ok++;
-      else result.failures.push(answer);
-    } catch (e) {
-      result.failures.push((e as Error).message);
-    }
-  });
-}
+/** An answer as one string: `200 hello\n`. */
+const text = (a: Answer) => `${a.status} ${a.body}`;
 
 /** Every `worker PID accept: ...` line printed so far, by pid. */
 function acceptCounts(server: Server): Map<number, { accepted: number; wakeups: number; wasted: number; waits: number }> {
@@ -107,7 +84,7 @@ for (const mode of MODES) {
 /** 4 workers, 12 connections one after another (each answered before the next), then a graceful stop: the workers' summed counts. */
 async function wakeUpsPerConnection(mode: Mode) {
   const server = await startWith(mode, 4);
-  for (let i = 0; i < 12; i++) assert.is(await getFresh(server.port), '200 hello\n');
+  for (let i = 0; i < 12; i++) assert.is(text(await getFresh(server.port)), '200 hello\n');
   // Let every worker woken by the last connection look, so that none is counted mid-wake-up.
   await sleep(50);
   server.kill('SIGTERM');
@@ -184,7 +161,7 @@ test('--accept reuseport: a socket per worker, all held by the master; connectio
   onCleanup(() => { try { process.kill(a, 'SIGKILL'); } catch {} });
   const from = server.lines.length;
   // The kernel hashes each connection to one socket: about half go to the stopped worker's.
-  const answers = Array.from({ length: 16 }, () => getFresh(server.port).then((r) => r, (e: Error) => e.message));
+  const answers = Array.from({ length: 16 }, () => getFresh(server.port).then(text, (e: Error) => e.message));
   let done = 0;
   for (const p of answers) void p.then(() => done++);
   await eventually(() => done >= 16, 500);

@@ -203,3 +203,30 @@ export function steadyClient(port: number, tickMs: number, n = 4) {
   });
 }
 
+export interface Answer { status: number; body: string; type: string }
+
+/** One GET on a new connection (Connection: close). */
+export function getFresh(port: number, path = '/', timeoutMs = 30_000): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port, path, agent: false, headers: { connection: 'close' }, timeout: timeoutMs }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (d) => { body += d; }).on('end', () => resolve({ status: res.statusCode!, body, type: String(res.headers['content-type']) }));
+    });
+    req.on('timeout', () => req.destroy(new Error(`no answer to ${path} within ${timeoutMs} ms`)));
+    req.on('error', reject);
+  });
+}
+
+/** `n` loops each requesting `/` on a new connection per request until stop(); no failure is forgiven. */
+export function freshClient(port: number, n = 2) {
+  const result = { ok: 0, failures: [] as string[] };
+  return keepRequesting(n, result, async () => {
+    try {
+      const answer = await getFresh(port);
+      if (answer.status === 200 && answer.body === 'hello\n') result.ok++;
+      else result.failures.push(`${answer.status} ${answer.body}`);
+    } catch (e) {
+      result.failures.push((e as Error).message);
+    }
+  });
+}

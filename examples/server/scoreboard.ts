@@ -241,12 +241,7 @@ export class Scoreboard {
     const ints = this.#recI[i];
     const bytes = this.#recB[i];
     Atomics.add(ints, R_SEQ, 1);
-    const m = Math.min(me - ms, METHOD_BYTES);
-    const u = Math.min(te - ts, URI_BYTES);
-    for (let k = 0; k < m; k++) bytes[METHOD_AT + k] = buf[ms + k];
-    for (let k = 0; k < u; k++) bytes[URI_AT + k] = buf[ts + k];
-    ints[R_METHOD_LEN] = m;
-    ints[R_URI_LEN] = u;
+    copyRequestLine(ints, bytes, buf, ms, me, ts, te);
     ints[R_STATE] = State.Active;
     ints[R_REQUEST_SEQ]++;
     this.#recF[i][RF_REQUEST_START] = now;
@@ -263,12 +258,7 @@ export class Scoreboard {
     const floats = this.#recF[i];
     const bytes = this.#recB[i];
     Atomics.add(ints, R_SEQ, 1);
-    const m = Math.min(me - ms, METHOD_BYTES);
-    const u = Math.min(te - ts, URI_BYTES);
-    for (let k = 0; k < m; k++) bytes[METHOD_AT + k] = buf[ms + k];
-    for (let k = 0; k < u; k++) bytes[URI_AT + k] = buf[ts + k];
-    ints[R_METHOD_LEN] = m;
-    ints[R_URI_LEN] = u;
+    copyRequestLine(ints, bytes, buf, ms, me, ts, te);
     ints[R_STATE] = finishing ? State.Finishing : State.Idle;
     ints[R_REQUEST_SEQ]++;
     floats[RF_REQUESTS]++;
@@ -392,6 +382,16 @@ export class Scoreboard {
     write();
     Atomics.add(ints, R_SEQ, 1);
   }
+}
+
+/** A request's method buf[ms, me) and target buf[ts, te) into a record (inside its write), cut to their fields' sizes. */
+function copyRequestLine(ints: Int32Array, bytes: Uint8Array, buf: Uint8Array, ms: number, me: number, ts: number, te: number): void {
+  const m = Math.min(me - ms, METHOD_BYTES);
+  const u = Math.min(te - ts, URI_BYTES);
+  for (let k = 0; k < m; k++) bytes[METHOD_AT + k] = buf[ms + k];
+  for (let k = 0; k < u; k++) bytes[URI_AT + k] = buf[ts + k];
+  ints[R_METHOD_LEN] = m;
+  ints[R_URI_LEN] = u;
 }
 
 function atomicMax(words: Int32Array, index: number, value: number): void {
