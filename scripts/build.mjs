@@ -102,8 +102,8 @@ function buildWasm() {
   }
 }
 
-// Public entry points: `evpoll`, `evpoll/net`, `evpoll/shm` and `evpoll/epoll`.
-const entries = ['index', 'net', 'shm', 'epoll'];
+// Public entry points: `evpoll`, `evpoll/net`, `evpoll/shm`, `evpoll/epoll` and `evpoll/sim`.
+const entries = ['index', 'net', 'shm', 'epoll', 'sim'];
 
 /**
  * One CommonJS bundle, dist/evpoll.cjs, holds the whole library; each entry point, required or

@@ -10,7 +10,10 @@ export type EvpollErrorCode =
   | 'ERR_EVPOLL_CLOSED'
   | 'ERR_EVPOLL_REENTRANT'
   | 'ERR_EVPOLL_BUSY'
-  | 'ERR_EVPOLL_SIGNAL_LIMIT';
+  | 'ERR_EVPOLL_SIGNAL_LIMIT'
+  | 'ERR_EVPOLL_SIM_INSTALLED'
+  | 'ERR_EVPOLL_SIM_UNSUPPORTED'
+  | 'ERR_EVPOLL_SIM_DEADLOCK';
 
 /** Every refusal of evpoll's own; OS refusals are SystemError-shaped instead (see systemError). */
 export class EvpollError extends Error {

@@ -11,16 +11,21 @@ import { Core, MAX_TIMEOUT, RETIRED } from './core.js';
 import { IntegratedDriver, type Take } from './integrated.js';
 import { SignalSet, type SignalCallback, type SignalEvent, type SignalName } from './signals.js';
 import { ChildWatchers, type ChildCallback, type ChildEvent } from './child.js';
+import { VIRTUAL_FD_BASE, simulated } from './virtual.js';
 
 export interface EventLoopOptions {
-  /** 'epoll', 'poll' or 'select', case-insensitive. Default: EVPOLL_MECHANISM, else the first available. */
+  /**
+   * 'epoll', 'poll' or 'select', case-insensitive; 'sim' while a Simulation is installed
+   * (evpoll/sim). Default: 'sim' while one is installed, else EVPOLL_MECHANISM, else the first
+   * available.
+   */
   mechanism?: string;
   /** fds at or above this are refused at add() (FPM's max_fd). Default 1048576, at most 2**26. */
   maxFd?: number;
   /**
    * The monotonic clock timers run on, in ms. Default performance.now. A test can pass a
    * clock it advances by hand, to make timer behaviour exact (runOnce(0) then never waits
-   * on a timer, only polls).
+   * on a timer, only polls). On 'sim' the default is the simulation's virtual clock.
    */
   clock?: () => number;
 }
@@ -148,8 +153,13 @@ export class EventLoop extends EventEmitter {
   #now: () => number;
   /** fds at or above this are refused: maxFd, or less where the mechanism has a limit of its own. */
   #fdLimit: number;
-  /** The highest fd watched so far (see FD_JUMP). */
+  /** The highest fd watched so far (see FD_JUMP), as the core numbers it. */
   #fdHigh = 0;
+  /**
+   * What the core and the backend number fds from: 0, or VIRTUAL_FD_BASE on 'sim', whose fds
+   * are virtual (the core's fd table is indexed by fd - #fdBase).
+   */
+  #fdBase = 0;
   #addSyscall: string;
   #waitSyscall: string;
   #wait: NativeBackend['wait'];
@@ -174,8 +184,9 @@ export class EventLoop extends EventEmitter {
       throw invalidArg(`maxFd must be an integer from 1 to ${MAX_MAX_FD}, got ${String(maxFd)}`);
     }
     if (options.clock !== undefined && typeof options.clock !== 'function') throw invalidArg('clock must be a function returning ms');
-    this.#now = options.clock ?? (() => performance.now());
     const m = resolveMechanism(options.mechanism);
+    const sim = m.name === 'sim' ? simulated! : undefined;
+    this.#now = options.clock ?? (sim ? () => sim.now() : () => performance.now());
     this.mechanism = m.name;
     this.supportEdgeTrigger = m.supportEdgeTrigger;
     this.supportExclusive = m.supportExclusive;
@@ -184,7 +195,8 @@ export class EventLoop extends EventEmitter {
     this.#addSyscall = m.syscalls.add;
     this.#waitSyscall = m.syscalls.wait;
     this.#core = new Core();
-    this.#backend = new addon.Backend(m.name, maxFd);
+    if (sim) this.#fdBase = VIRTUAL_FD_BASE;
+    this.#backend = sim ? sim.backend() : new addon.Backend(m.name, maxFd);
     this.#wait = this.#backend.wait;
     this.#driver = new IntegratedDriver(
       {
@@ -229,6 +241,7 @@ export class EventLoop extends EventEmitter {
    */
   signal(name: SignalName, callback: SignalCallback): SignalEvent {
     this.#checkOpen();
+    this.#checkReal('loop.signal()', 'signals');
     this.#signals ??= new SignalSet(this);
     return this.#signals.create(name, callback).add();
   }
@@ -244,6 +257,7 @@ export class EventLoop extends EventEmitter {
    */
   child(pid: number, callback: ChildCallback): ChildEvent {
     this.#checkOpen();
+    this.#checkReal('loop.child()', 'processes');
     this.#children ??= new ChildWatchers(this);
     return this.#children.create(pid, callback).add();
   }
@@ -327,6 +341,7 @@ export class EventLoop extends EventEmitter {
   start(): this {
     this.#checkOpen();
     if (this.#driver.started) return this;
+    this.#checkReal('start()', "Node's own event loop, which runs on real time");
     // From a callback of a started loop's batch (stop() then start()) it simply re-attaches.
     if (this.#running && !this.#pumping) throw new EvpollError('ERR_EVPOLL_BUSY', 'start() called while run()/runOnce() is driving the loop');
     this.#driver.start();
@@ -387,6 +402,13 @@ export class EventLoop extends EventEmitter {
   /** @internal */
   _checkOpen(): void {
     this.#checkOpen();
+  }
+
+  /** Refuses on 'sim' what only the kernel has. */
+  #checkReal(what: string, needs: string): void {
+    if (this.#fdBase !== 0) {
+      throw new EvpollError('ERR_EVPOLL_SIM_UNSUPPORTED', `${what} is not offered on the 'sim' mechanism: it needs ${needs}, which the simulation does not have`);
+    }
   }
 
   #checkIdle(what: string): void {
@@ -572,9 +594,9 @@ export class EventLoop extends EventEmitter {
       return;
     }
     if (ev._slot >= 0) return; // a pending fd event stays as it is
-    const fd = ev.fd;
-    if (fd >= this.#fdLimit) throw this.#fdLimitError(fd);
-    if (fd > this.#fdHigh + FD_JUMP && !isOpen(fd)) throw systemError(-9, this.#addSyscall);
+    const fd = ev.fd - this.#fdBase;
+    if (fd >= this.#fdLimit || fd < 0) throw this.#fdLimitError(ev.fd);
+    if (fd > this.#fdHigh + FD_JUMP && this.#fdBase === 0 && !isOpen(fd)) throw systemError(-9, this.#addSyscall);
     const slot = core.watch(fd, ev.flags & (FD_READINESS | EV.EDGE | EV.EXCLUSIVE));
     const op = core.op;
     if (op === OP_ADD || op === OP_MODIFY) {
@@ -606,10 +628,10 @@ export class EventLoop extends EventEmitter {
       const op = core.op;
       // Errors are ignored: an fd closed behind the loop's back has left the backend already.
       if (op === OP_REMOVE) {
-        const rc = this.#backend.remove(ev.fd);
+        const rc = this.#backend.remove(ev.fd - this.#fdBase);
         if (debugging) this.#debugRegistration(op, ev.fd, 0, rc);
       } else if (op === OP_MODIFY) {
-        const rc = this.#backend.modify(ev.fd, core.opInterest, core.opGen);
+        const rc = this.#backend.modify(ev.fd - this.#fdBase, core.opInterest, core.opGen);
         if (debugging) this.#debugRegistration(op, ev.fd, core.opInterest, rc);
       }
     }
@@ -632,6 +654,13 @@ export class EventLoop extends EventEmitter {
   }
 
   #fdLimitError(fd: number): EvpollError {
+    if (this.#fdBase !== 0 && fd < this.#fdBase) {
+      return new EvpollError('ERR_EVPOLL_SIM_UNSUPPORTED', `fd ${fd} is a real fd: a loop on the 'sim' mechanism watches only the simulation's virtual fds`);
+    }
+    if (this.#fdBase === 0 && fd >= VIRTUAL_FD_BASE) {
+      return new EvpollError('ERR_EVPOLL_SIM_UNSUPPORTED', `fd ${fd} is a virtual fd (evpoll/sim): only a loop on the 'sim' mechanism can watch it`);
+    }
+    fd -= this.#fdBase;
     if (fd < this.maxFd) {
       // The mechanism's own limit (select's FD_SETSIZE): name the ones without one.
       const others = mechanisms().filter((m) => m.available && m.fdLimit === null).map((m) => `'${m.name}'`);

@@ -1,5 +1,6 @@
 import { addon } from './native.js';
 import { EvpollError } from './errors.js';
+import { simulated } from './virtual.js';
 
 export interface Mechanism {
   /** The name to pass as `mechanism` (FPM's events.mechanism). */
@@ -39,26 +40,36 @@ const ELSEWHERE: Mechanism[] = [
   { name: 'port', supportEdgeTrigger: false, available: false, supportExclusive: false, fdLimit: null, helperThread: false, syscalls: { add: 'port_associate', wait: 'port_getn' } },
 ];
 
+/**
+ * evpoll/sim's mechanism: available while a Simulation is installed. Edge-triggered as epoll is;
+ * one process, so EXCLUSIVE has nobody to exclude; run()/runOnce() only (no integrated mode).
+ */
+const SIM: Mechanism = { name: 'sim', supportEdgeTrigger: true, available: false, supportExclusive: false, fdLimit: null, helperThread: false, syscalls: { add: 'sim_ctl', wait: 'sim_wait' } };
+
 /** A copy that shares nothing with `m`, so that a caller may change what it was given. */
 function copy(m: Mechanism): Mechanism {
   const { name, supportEdgeTrigger, available, supportExclusive, fdLimit, helperThread, syscalls } = m;
   return { name, supportEdgeTrigger, available, supportExclusive, fdLimit, helperThread, syscalls: { add: syscalls.add, wait: syscalls.wait } };
 }
 
-/** The backends evpoll knows, in order of preference: the native ones first. */
+/**
+ * The backends evpoll knows, in order of preference: the native ones first, then those of other
+ * systems (never available), then 'sim' (available while a Simulation is installed).
+ */
 export function mechanisms(): Mechanism[] {
   const native = addon.mechanisms().map(copy);
-  return [...native, ...ELSEWHERE.filter((m) => !native.some((n) => n.name === m.name)).map(copy)];
+  const sim = { ...copy(SIM), available: simulated !== undefined };
+  return [...native, ...ELSEWHERE.filter((m) => !native.some((n) => n.name === m.name)).map(copy), sim];
 }
 
 /**
- * The mechanism a loop uses: `requested` (case-insensitive, as FPM's strcasecmp), else
- * EVPOLL_MECHANISM, else the first available one.
+ * The mechanism a loop uses: `requested` (case-insensitive, as FPM's strcasecmp), else 'sim'
+ * while a Simulation is installed, else EVPOLL_MECHANISM, else the first available one.
  */
 export function resolveMechanism(requested: string | undefined): Mechanism {
   const all = mechanisms();
   const available = all.filter((m) => m.available);
-  const name = requested ?? (process.env.EVPOLL_MECHANISM || undefined);
+  const name = requested ?? (simulated !== undefined ? 'sim' : process.env.EVPOLL_MECHANISM || undefined);
   if (name === undefined) {
     if (available.length === 0) throw new EvpollError('ERR_EVPOLL_MECHANISM_UNAVAILABLE', 'no event mechanism is available on this system');
     return available[0];
@@ -71,6 +82,9 @@ export function resolveMechanism(requested: string | undefined): Mechanism {
     throw new EvpollError('ERR_EVPOLL_UNKNOWN_MECHANISM', `unknown event mechanism '${name}'; available: ${available.map((m) => m.name).join(', ')}`);
   }
   if (!found.available) {
+    if (found.name === SIM.name) {
+      throw new EvpollError('ERR_EVPOLL_MECHANISM_UNAVAILABLE', "event mechanism 'sim' needs a Simulation installed first (Simulation.install() from evpoll/sim)");
+    }
     throw new EvpollError('ERR_EVPOLL_MECHANISM_UNAVAILABLE', `event mechanism '${found.name}' is not available on this system; available: ${available.map((m) => m.name).join(', ')}`);
   }
   return found;
