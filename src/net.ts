@@ -3,8 +3,14 @@
 // than throw, so a callback draining a nonblocking fd never pays for an exception. Creating fds
 // throws Node's SystemError shape on refusal.
 import { constants } from 'node:os';
+import { isIP } from 'node:net';
 import { addon } from './native.js';
 import { invalidArg, systemError } from './errors.js';
+import { VIRTUAL_FD_BASE, simulated } from './virtual.js';
+
+// While a Simulation is installed (evpoll/sim), the creators make virtual fds and every call on
+// a virtual fd (a number from VIRTUAL_FD_BASE up) goes to it; real fds keep working as before.
+// A virtual fd with no simulation installed is simply not open: the kernel answers EBADF.
 
 // The errno names, negated: the numbers read/write/accept/close return (`n === EAGAIN`). Taken
 // from os.constants.errno, so they are this platform's values, not Linux's written out by hand.
@@ -35,6 +41,10 @@ export const ECONNRESET: number = -constants.errno.ECONNRESET;
 export const ECONNABORTED: number = -constants.errno.ECONNABORTED;
 /** A nonblocking connect has begun: the socket becomes writable when it is done. */
 export const EINPROGRESS: number = -constants.errno.EINPROGRESS;
+/** Nobody listens at the address connected to (connectResult). */
+export const ECONNREFUSED: number = -constants.errno.ECONNREFUSED;
+/** The connect timed out (connectResult). */
+export const ETIMEDOUT: number = -constants.errno.ETIMEDOUT;
 /** The address is taken (listen throws it as a SystemError, code 'EADDRINUSE'). */
 export const EADDRINUSE: number = -constants.errno.EADDRINUSE;
 /** No such child (waitid). */
@@ -52,6 +62,9 @@ interface FdOps {
   accept(fd: number, out: Int32Array, max: number): number;
   localPort(fd: number): number;
   listenQueue(fd: number, out: Int32Array): number;
+  connect(host: string, port: number): number;
+  connectResult(fd: number): number;
+  shutdown(fd: number): number;
   setNoDelay(fd: number, on: boolean): number;
   sendUrgent(fd: number, byte: number): number;
   readUrgent(fd: number): number;
@@ -88,17 +101,18 @@ function pairOrThrow(r: [number, number] | number, syscall: string): [number, nu
 
 /** A nonblocking, close-on-exec pipe: [readEnd, writeEnd]. */
 export function pipe(): [number, number] {
-  return pairOrThrow(ops.pipe(), 'pipe2');
+  return pairOrThrow(simulated ? simulated.net.pipe() : ops.pipe(), 'pipe2');
 }
 
 /** A connected pair of nonblocking, close-on-exec AF_UNIX stream sockets. */
 export function socketpair(): [number, number] {
-  return pairOrThrow(ops.socketpair(), 'socketpair');
+  return pairOrThrow(simulated ? simulated.net.socketpair() : ops.socketpair(), 'socketpair');
 }
 
 /** Reads into `buffer`: bytes read, 0 at EOF, or a negative errno ({@link EAGAIN}: nothing yet). */
 export function read(fd: number, buffer: Uint8Array, offset?: number, length?: number): number {
   checkRange(buffer, offset, length);
+  if (fd >= VIRTUAL_FD_BASE && simulated) return simulated.net.read(fd, buffer, offset ?? 0, length ?? buffer.length - (offset ?? 0));
   // Trailing undefineds cost the native side a failed number conversion each: leave them off.
   if (offset === undefined && length === undefined) return ops.read(checkFd(fd), buffer);
   return ops.read(checkFd(fd), buffer, offset ?? 0, length);
@@ -107,12 +121,14 @@ export function read(fd: number, buffer: Uint8Array, offset?: number, length?: n
 /** Writes from `buffer`: bytes written, or a negative errno ({@link EAGAIN}: the peer is full). */
 export function write(fd: number, buffer: Uint8Array, offset?: number, length?: number): number {
   checkRange(buffer, offset, length);
+  if (fd >= VIRTUAL_FD_BASE && simulated) return simulated.net.write(fd, buffer, offset ?? 0, length ?? buffer.length - (offset ?? 0));
   if (offset === undefined && length === undefined) return ops.write(checkFd(fd), buffer);
   return ops.write(checkFd(fd), buffer, offset ?? 0, length);
 }
 
 /** Closes `fd`: 0 or a negative errno. Delete its events first (FPM does). */
 export function close(fd: number): number {
+  if (fd >= VIRTUAL_FD_BASE && simulated) return simulated.net.close(fd);
   return ops.close(checkFd(fd));
 }
 
@@ -129,15 +145,45 @@ export function listen(host: string, port: number, options: ListenOptions = {}):
   if (options === null || typeof options !== 'object') throw invalidArg('options must be an object');
   const backlog = options.backlog ?? 511;
   if (!Number.isInteger(backlog) || backlog < 0) throw invalidArg(`backlog must be an integer >= 0, got ${String(backlog)}`);
-  const fd = ops.listen(host, port, backlog, options.reusePort === true);
+  // A virtual listener's host must still be an address literal, as a real one's must.
+  const fd = !simulated ? ops.listen(host, port, backlog, options.reusePort === true) : isIP(host) === 0 ? EINVAL : simulated.net.listen(host, port, backlog);
   if (fd === EINVAL) throw invalidArg(`host must be an IPv4 or IPv6 address literal, got '${host}'`);
   if (fd < 0) throw systemError(fd, 'listen');
   return fd;
 }
 
+/**
+ * A nonblocking, close-on-exec TCP socket connecting to host:port (an address literal): its fd.
+ * The connect goes on in the background: the fd becomes writable (EV.WRITE) when it is over,
+ * and then {@link connectResult} tells how it went.
+ */
+export function connect(host: string, port: number): number {
+  if (typeof host !== 'string' || isIP(host) === 0) throw invalidArg(`host must be an IPv4 or IPv6 address literal, got '${String(host)}'`);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw invalidArg(`port must be an integer 1..65535, got ${String(port)}`);
+  const fd = simulated ? simulated.net.connect(host, port) : ops.connect(host, port);
+  if (fd < 0) throw systemError(fd, 'connect');
+  return fd;
+}
+
+/**
+ * How a {@link connect} went: 0 when connected, a negative errno when it failed (ECONNREFUSED,
+ * ETIMEDOUT, ...; reported once), EINPROGRESS while it is still going on, ENOTCONN when the
+ * failure was already reported.
+ */
+export function connectResult(fd: number): number {
+  if (fd >= VIRTUAL_FD_BASE && simulated) return simulated.net.connectResult(fd);
+  return ops.connectResult(checkFd(fd));
+}
+
+/** A half-close (shutdown(SHUT_WR)): the peer reads the data, then EOF; this side can still read. 0 or a negative errno. */
+export function shutdown(fd: number): number {
+  if (fd >= VIRTUAL_FD_BASE && simulated) return simulated.net.shutdown(fd);
+  return ops.shutdown(checkFd(fd));
+}
+
 /** The port a socket is bound to. */
 export function localPort(fd: number): number {
-  const port = ops.localPort(checkFd(fd));
+  const port = fd >= VIRTUAL_FD_BASE && simulated ? simulated.net.localPort(fd) : ops.localPort(checkFd(fd));
   if (port < 0) throw systemError(port, 'getsockname');
   return port;
 }
@@ -159,13 +205,14 @@ export interface ListenQueue {
  * ENOTSUP (a socket that is not TCP; Node names EOPNOTSUPP so), EBADF.
  */
 export function listenQueue(fd: number): ListenQueue {
-  const r = ops.listenQueue(checkFd(fd), queueInfo);
+  const r = fd >= VIRTUAL_FD_BASE && simulated ? simulated.net.listenQueue(fd, queueInfo) : ops.listenQueue(checkFd(fd), queueInfo);
   if (r < 0) throw systemError(r, 'getsockopt');
   return { length: queueInfo[0], limit: queueInfo[1] };
 }
 
 /** TCP_NODELAY on or off: 0 or a negative errno. */
 export function setNoDelay(fd: number, on = true): number {
+  if (fd >= VIRTUAL_FD_BASE && simulated) return simulated.net.setNoDelay(fd);
   return ops.setNoDelay(checkFd(fd), on);
 }
 
@@ -179,6 +226,7 @@ export function setNoDelay(fd: number, on = true): number {
  */
 export function sendUrgent(fd: number, byte: number): number {
   if (!Number.isInteger(byte) || byte < 0 || byte > 255) throw invalidArg(`byte must be an integer 0..255, got ${String(byte)}`);
+  if (fd >= VIRTUAL_FD_BASE && simulated) return simulated.net.sendUrgent(fd);
   return ops.sendUrgent(checkFd(fd), byte);
 }
 
@@ -190,6 +238,7 @@ export function sendUrgent(fd: number, byte: number): number {
  * before it did.
  */
 export function readUrgent(fd: number): number {
+  if (fd >= VIRTUAL_FD_BASE && simulated) return simulated.net.readUrgent(fd);
   return ops.readUrgent(checkFd(fd));
 }
 
@@ -204,7 +253,7 @@ let acceptBuffer = new Int32Array(128);
 export function accept(fd: number, max = 100): number[] | number {
   if (!Number.isInteger(max) || max < 1) throw invalidArg(`max must be an integer >= 1, got ${String(max)}`);
   if (acceptBuffer.length < max) acceptBuffer = new Int32Array(max);
-  const n = ops.accept(checkFd(fd), acceptBuffer, max);
+  const n = fd >= VIRTUAL_FD_BASE && simulated ? simulated.net.accept(fd, acceptBuffer, max) : ops.accept(checkFd(fd), acceptBuffer, max);
   if (n < 0) return n;
   return Array.from(acceptBuffer.subarray(0, n));
 }
@@ -247,6 +296,7 @@ export class FixedBuffer {
   /** Reads into bytes[offset, offset + length): bytes read, 0 at EOF, or a negative errno ({@link EAGAIN}), as net.read. */
   read(fd: number, offset = 0, length?: number): number {
     length = this.#checked(fd, offset, length);
+    if (fd >= VIRTUAL_FD_BASE && simulated) return simulated.net.read(fd, this.bytes, offset, length);
     try {
       return fixedRead(this.#memory, fd, offset, length);
     } catch (err) {
@@ -257,6 +307,7 @@ export class FixedBuffer {
   /** Writes bytes[offset, offset + length): bytes written, or a negative errno ({@link EAGAIN}), as net.write. */
   write(fd: number, offset = 0, length?: number): number {
     length = this.#checked(fd, offset, length);
+    if (fd >= VIRTUAL_FD_BASE && simulated) return simulated.net.write(fd, this.bytes, offset, length);
     try {
       return fixedWrite(this.#memory, fd, offset, length);
     } catch (err) {
