@@ -1,6 +1,7 @@
 // `npm test`: build what is missing, type-check, compile the tests, run the whole uvu suite once
-// per available mechanism (and per driving mode), and close with one line over all of them:
-// `tests: N passed, N failed`.
+// per available mechanism (and per driving mode), then once on evpoll/sim's 'sim' mechanism (run
+// mode only: a simulation's clock is virtual, and integrated mode rides on Node's real one), and
+// close with a table of the suites and one line over all of them: `tests: N passed, N failed`.
 //
 // Usage: node scripts/test.mjs [--mechanism NAME]... [--mode run|start]... [file filter]
 import { spawnSync, spawn } from 'node:child_process';
@@ -44,8 +45,10 @@ const files = readdirSync(join(root, 'test'))
 await compileTests(files.map((f) => join(root, 'test', f)), out);
 
 const { addon } = await import(join(root, 'scripts/load-addon.mjs'));
-const mechanisms = values.mechanism ?? addon.mechanisms().filter((m) => m.available).map((m) => m.name);
+const mechanisms = values.mechanism ?? [...addon.mechanisms().filter((m) => m.available).map((m) => m.name), 'sim'];
 const modes = values.mode ?? ['run', 'start'];
+/** The modes a mechanism runs in: 'sim' has no integrated mode (loop.start() refuses it). */
+const modesOf = (mechanism) => (mechanism === 'sim' ? modes.filter((m) => m === 'run') : modes);
 const uvu = bin('uvu', 'bin.js');
 
 const STALL_MS = Number(process.env.EVPOLL_TEST_STALL_MS) || 45_000;
@@ -190,8 +193,10 @@ function runSuite(mechanism, mode) {
 }
 
 let passed = 0, failed = 0, skipped = 0;
+const table = new Map(); // mechanism -> mode -> { passed, failed, skipped }
 for (const mechanism of mechanisms) {
-  for (const mode of modes) {
+  table.set(mechanism, new Map());
+  for (const mode of modesOf(mechanism)) {
     console.log(`\n== mechanism ${mechanism}, mode ${mode}`);
     const t = await runSuite(mechanism, mode);
     console.log(`== ${mechanism}/${mode}: ${t.passed} passed, ${t.failed} failed${t.skipped ? `, ${t.skipped} skipped` : ''}`);
@@ -200,8 +205,15 @@ for (const mechanism of mechanisms) {
     passed += t.passed;
     failed += t.failed;
     skipped += t.skipped ?? 0;
+    table.get(mechanism).set(mode, t);
   }
 }
+// One column per mode, one row per mechanism: passed (and failed, skipped where any).
+const cell = (t) => (t ? `${t.passed}${t.failed ? ` / ${t.failed} failed` : ''}${t.skipped ? ` (${t.skipped} skipped)` : ''}` : '-');
+const rows = [['', ...modes], ...[...table].map(([m, byMode]) => [m, ...modes.map((mode) => cell(byMode.get(mode)))])];
+const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+console.log('');
+for (const r of rows) console.log(`== ${r.map((c, i) => c.padEnd(widths[i])).join('   ').trimEnd()}`);
 if (passed + failed === 0) failed = 1; // a run that executed no test is a failure
 console.log(`tests: ${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
 process.exit(failed === 0 ? 0 : 1);

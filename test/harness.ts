@@ -45,6 +45,27 @@ export async function cleanUp(): Promise<void> {
   if (first !== undefined) throw first;
 }
 
+const SIM = process.env.EVPOLL_MECHANISM === 'sim';
+/** Why the tests being registered need a kernel, while kernelOnly() says so. */
+let kernelReason: string | undefined;
+
+/**
+ * The tests `register` makes (or, without it, every test this file makes from here on) test what
+ * only a kernel has — signals, processes, worker_threads, real sockets, the process's own fd
+ * limit — given as `reason`. On the 'sim' mechanism (evpoll/sim) each is skipped, by name, and
+ * the skip is printed with the reason; everywhere else they run as usual.
+ */
+export function kernelOnly(reason: string, register?: () => void): void {
+  const outer = kernelReason;
+  kernelReason = reason;
+  if (register === undefined) return;
+  try {
+    register();
+  } finally {
+    kernelReason = outer;
+  }
+}
+
 function tracked(name: string, handler: uvu.Callback): uvu.Callback {
   return async (context) => {
     progress('begin', name);
@@ -71,7 +92,13 @@ function tracked(name: string, handler: uvu.Callback): uvu.Callback {
 /** uvu's suite(), with each test tracked as above. */
 export function suite(name?: string): uvu.Test {
   const base = uvu.suite(name);
-  const wrapped = ((testName: string, handler: uvu.Callback) => base(testName, tracked(testName, handler))) as uvu.Test;
+  const wrapped = ((testName: string, handler: uvu.Callback) => {
+    if (SIM && kernelReason !== undefined) {
+      console.log(`sim: skipped ${FILE} "${name ? `${name} > ` : ''}${testName}": ${kernelReason}`);
+      return base.skip(testName, handler);
+    }
+    return base(testName, tracked(testName, handler));
+  }) as uvu.Test;
   Object.assign(wrapped, base);
   wrapped.only = (testName, handler) => base.only(testName, tracked(testName, handler));
   return wrapped;

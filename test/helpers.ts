@@ -9,10 +9,19 @@ import { runInNewContext } from 'node:vm';
 import { artefact, packageRoot } from '../src/paths.js';
 import { EventLoop, type EventLoopOptions } from '../src/index.js';
 import * as net from '../src/net.js';
+import { Simulation } from '../src/sim.js';
 import { onCleanup } from './harness.js';
 
 export const MECHANISM = process.env.EVPOLL_MECHANISM ?? 'epoll';
 export const MODE = process.env.EVPOLL_MODE ?? 'run';
+
+/**
+ * On the 'sim' mechanism each test file runs in a Simulation (evpoll/sim) of its own (every
+ * file bundles its own copy of src/): evpoll/net makes virtual fds, loops run on virtual time.
+ * A well-behaved network (no faults): the conformance tests check the loop, not the network.
+ * EVPOLL_SIM_SEED picks the seed (default 1).
+ */
+export const SIMULATION = MECHANISM === 'sim' ? Simulation.install({ seed: Number(process.env.EVPOLL_SIM_SEED ?? 1) }) : undefined;
 
 /**
  * A loop on the mechanism under test, closed after the test if the test has not closed it: a
