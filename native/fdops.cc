@@ -1,6 +1,7 @@
 // Thin fd helpers for evpoll/net and the tests: pipes, socketpairs, nonblocking listen/accept,
-// read/write/close, TCP urgent data, pidfds. Numbers in, numbers out: OS refusals are returned as -errno (EAGAIN too,
-// so a caller polling a nonblocking fd never pays for an exception); the JS layer decides.
+// connect/shutdown, read/write/close, TCP urgent data, pidfds. Numbers in, numbers out: OS
+// refusals are returned as -errno (EAGAIN too, so a caller polling a nonblocking fd never pays
+// for an exception); the JS layer decides.
 #include <napi.h>
 
 #include <arpa/inet.h>
@@ -12,6 +13,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <string>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -254,6 +256,26 @@ napi_value ReadUrgent(napi_env env, napi_callback_info info) {
   return RawInt32(env, n < 0 ? -errno : n == 0 ? -ENOTCONN : byte);
 }
 
+// An IPv4 or IPv6 literal and a port as a sockaddr; false for anything else (a name to resolve,
+// an IPv6 scope "%eth0").
+bool ParseAddress(const std::string& host, int port, sockaddr_storage* ss, socklen_t* len) {
+  auto* in4 = reinterpret_cast<sockaddr_in*>(ss);
+  auto* in6 = reinterpret_cast<sockaddr_in6*>(ss);
+  if (inet_pton(AF_INET, host.c_str(), &in4->sin_addr) == 1) {
+    in4->sin_family = AF_INET;
+    in4->sin_port = htons(static_cast<uint16_t>(port));
+    *len = sizeof *in4;
+    return true;
+  }
+  if (inet_pton(AF_INET6, host.c_str(), &in6->sin6_addr) == 1) {
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons(static_cast<uint16_t>(port));
+    *len = sizeof *in6;
+    return true;
+  }
+  return false;
+}
+
 // listen(host, port, backlog, reusePort) -> fd | -errno. IPv4 or IPv6 literal host;
 // nonblocking, close-on-exec, SO_REUSEADDR (and SO_REUSEPORT on request).
 Napi::Value Listen(const Napi::CallbackInfo& info) {
@@ -263,19 +285,7 @@ Napi::Value Listen(const Napi::CallbackInfo& info) {
   bool reuse_port = info[3].ToBoolean();
   sockaddr_storage ss{};
   socklen_t len;
-  auto* in4 = reinterpret_cast<sockaddr_in*>(&ss);
-  auto* in6 = reinterpret_cast<sockaddr_in6*>(&ss);
-  if (inet_pton(AF_INET, host.c_str(), &in4->sin_addr) == 1) {
-    in4->sin_family = AF_INET;
-    in4->sin_port = htons(static_cast<uint16_t>(port));
-    len = sizeof *in4;
-  } else if (inet_pton(AF_INET6, host.c_str(), &in6->sin6_addr) == 1) {
-    in6->sin6_family = AF_INET6;
-    in6->sin6_port = htons(static_cast<uint16_t>(port));
-    len = sizeof *in6;
-  } else {
-    return Napi::Number::New(env, -EINVAL);
-  }
+  if (!ParseAddress(host, port, &ss, &len)) return Napi::Number::New(env, -EINVAL);
   int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return Napi::Number::New(env, -errno);
   int one = 1;
@@ -287,6 +297,64 @@ Napi::Value Listen(const Napi::CallbackInfo& info) {
     return Napi::Number::New(env, -err);
   }
   return Napi::Number::New(env, fd);
+}
+
+// connect(host, port) -> fd | -errno. A nonblocking, close-on-exec TCP socket with connect()
+// begun: EINPROGRESS (Linux's answer even on loopback, for a port with no listener too: the
+// refusal comes as SO_ERROR) and an immediate success both give
+// the fd; any other refusal closes it. -EINVAL: host is not a literal, or the kernel refused
+// the address (an IPv6 link-local one, which needs a scope).
+Napi::Value Connect(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsString()) return Napi::Number::New(env, -EINVAL);
+  sockaddr_storage ss{};
+  socklen_t len;
+  if (!ParseAddress(info[0].As<Napi::String>().Utf8Value(), Int(info, 1, 0), &ss, &len)) return Napi::Number::New(env, -EINVAL);
+  int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return Napi::Number::New(env, -errno);
+  // A nonblocking connect never sleeps, so it is never interrupted (no EINTR to retry).
+  if (connect(fd, reinterpret_cast<sockaddr*>(&ss), len) < 0 && errno != EINPROGRESS) {
+    int err = errno;
+    close(fd);
+    return Napi::Number::New(env, -err);
+  }
+  return Napi::Number::New(env, fd);
+}
+
+// connectResult(fd) -> 0 | -errno: how a connect begun on fd went. getpeername answers for a
+// connected socket, whatever poll says (its send buffer may be full). For one not connected,
+// poll tells whether the attempt is over (in SYN_SENT a socket is not writable; after a failure,
+// or with no attempt, it is), and SO_ERROR, which the kernel clears as it reports it, says how it
+// failed, once; after that, ENOTCONN.
+Napi::Value ConnectResult(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = Int(info, 0);
+  sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  if (getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) return Napi::Number::New(env, 0);
+  if (errno != ENOTCONN) return Napi::Number::New(env, -errno);  // EBADF, ENOTSOCK
+  pollfd p{fd, POLLOUT, 0};
+  if (poll(&p, 1, 0) == 0) {
+    // A listener is never writable either, and never connects.
+    int listening = 0;
+    socklen_t size = sizeof listening;
+    getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &size);
+    return Napi::Number::New(env, listening ? -ENOTCONN : -EINPROGRESS);
+  }
+  int err = 0;
+  socklen_t size = sizeof err;
+  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &size) < 0) return Napi::Number::New(env, -errno);
+  if (err != 0) return Napi::Number::New(env, -err);
+  // Asked again: the connection may have been made between the first look and the poll.
+  len = sizeof ss;
+  return Napi::Number::New(env, getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0 ? 0 : -ENOTCONN);
+}
+
+// shutdown(fd) -> 0 | -errno: shutdown(SHUT_WR), a half-close. The peer reads what was sent,
+// then EOF, and may still write back; writes here then fail with EPIPE.
+Napi::Value Shutdown(const Napi::CallbackInfo& info) {
+  int r = shutdown(Int(info, 0), SHUT_WR);
+  return Napi::Number::New(info.Env(), r < 0 ? -errno : 0);
 }
 
 // listenQueue(fd, out: Int32Array(2)) -> 0 | -errno. TCP_INFO on a listening socket: Linux
@@ -398,6 +466,9 @@ void RegisterFdOps(Napi::Env env, Napi::Object exports) {
   }
   exports.Set("listen", Napi::Function::New(env, Listen, "listen"));
   exports.Set("accept", Napi::Function::New(env, Accept, "accept"));
+  exports.Set("connect", Napi::Function::New(env, Connect, "connect"));
+  exports.Set("connectResult", Napi::Function::New(env, ConnectResult, "connectResult"));
+  exports.Set("shutdown", Napi::Function::New(env, Shutdown, "shutdown"));
   exports.Set("localPort", Napi::Function::New(env, LocalPort, "localPort"));
   exports.Set("listenQueue", Napi::Function::New(env, ListenQueue, "listenQueue"));
   exports.Set("setNoDelay", Napi::Function::New(env, SetNoDelay, "setNoDelay"));

@@ -1,4 +1,4 @@
-// fd helpers (pipe, socketpair, listen, accept, read, write, close, urgent data, pidfds) added to the addon's exports.
+// fd helpers (pipe, socketpair, listen, accept, connect, shutdown, read, write, close, urgent data, pidfds) added to the addon's exports.
 #ifndef EVPOLL_FDOPS_H
 #define EVPOLL_FDOPS_H
 #include <napi.h>

@@ -41,15 +41,15 @@ export const ECONNRESET: number = -constants.errno.ECONNRESET;
 export const ECONNABORTED: number = -constants.errno.ECONNABORTED;
 /** A nonblocking connect has begun: the socket becomes writable when it is done. */
 export const EINPROGRESS: number = -constants.errno.EINPROGRESS;
-/** Nobody listens at the address connected to (connectResult). */
+/** connect: nothing listens on that port (the peer answered with a reset). */
 export const ECONNREFUSED: number = -constants.errno.ECONNREFUSED;
-/** The connect timed out (connectResult). */
+/** connect: the peer never answered (the kernel gave up retrying its SYN). */
 export const ETIMEDOUT: number = -constants.errno.ETIMEDOUT;
 /** The address is taken (listen throws it as a SystemError, code 'EADDRINUSE'). */
 export const EADDRINUSE: number = -constants.errno.EADDRINUSE;
 /** No such child (waitid). */
 export const ECHILD: number = -constants.errno.ECHILD;
-/** readUrgent: the connection closed before the urgent byte it announced arrived; also a socket not connected. */
+/** readUrgent: the connection closed before the urgent byte it announced arrived; also a socket not connected (connectResult, shutdown). */
 export const ENOTCONN: number = -constants.errno.ENOTCONN;
 
 interface FdOps {
@@ -60,11 +60,11 @@ interface FdOps {
   close(fd: number): number;
   listen(host: string, port: number, backlog: number, reusePort: boolean): number;
   accept(fd: number, out: Int32Array, max: number): number;
-  localPort(fd: number): number;
-  listenQueue(fd: number, out: Int32Array): number;
   connect(host: string, port: number): number;
   connectResult(fd: number): number;
   shutdown(fd: number): number;
+  localPort(fd: number): number;
+  listenQueue(fd: number, out: Int32Array): number;
   setNoDelay(fd: number, on: boolean): number;
   sendUrgent(fd: number, byte: number): number;
   readUrgent(fd: number): number;
@@ -152,35 +152,6 @@ export function listen(host: string, port: number, options: ListenOptions = {}):
   return fd;
 }
 
-/**
- * A nonblocking, close-on-exec TCP socket connecting to host:port (an address literal): its fd.
- * The connect goes on in the background: the fd becomes writable (EV.WRITE) when it is over,
- * and then {@link connectResult} tells how it went.
- */
-export function connect(host: string, port: number): number {
-  if (typeof host !== 'string' || isIP(host) === 0) throw invalidArg(`host must be an IPv4 or IPv6 address literal, got '${String(host)}'`);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw invalidArg(`port must be an integer 1..65535, got ${String(port)}`);
-  const fd = simulated ? simulated.net.connect(host, port) : ops.connect(host, port);
-  if (fd < 0) throw systemError(fd, 'connect');
-  return fd;
-}
-
-/**
- * How a {@link connect} went: 0 when connected, a negative errno when it failed (ECONNREFUSED,
- * ETIMEDOUT, ...; reported once), EINPROGRESS while it is still going on, ENOTCONN when the
- * failure was already reported.
- */
-export function connectResult(fd: number): number {
-  if (fd >= VIRTUAL_FD_BASE && simulated) return simulated.net.connectResult(fd);
-  return ops.connectResult(checkFd(fd));
-}
-
-/** A half-close (shutdown(SHUT_WR)): the peer reads the data, then EOF; this side can still read. 0 or a negative errno. */
-export function shutdown(fd: number): number {
-  if (fd >= VIRTUAL_FD_BASE && simulated) return simulated.net.shutdown(fd);
-  return ops.shutdown(checkFd(fd));
-}
-
 /** The port a socket is bound to. */
 export function localPort(fd: number): number {
   const port = fd >= VIRTUAL_FD_BASE && simulated ? simulated.net.localPort(fd) : ops.localPort(checkFd(fd));
@@ -256,6 +227,53 @@ export function accept(fd: number, max = 100): number[] | number {
   const n = fd >= VIRTUAL_FD_BASE && simulated ? simulated.net.accept(fd, acceptBuffer, max) : ops.accept(checkFd(fd), acceptBuffer, max);
   if (n < 0) return n;
   return Array.from(acceptBuffer.subarray(0, n));
+}
+
+/**
+ * A nonblocking, close-on-exec TCP socket with a connection to `host` (an IPv4 or IPv6 literal,
+ * as for {@link listen}) and `port` (1..65535) begun: its fd. The connection is made in the
+ * background: watch the fd for `EV.WRITE`, which the loop reports when the attempt is over, then
+ * ask {@link connectResult} how it went. A connection made at once also returns the fd.
+ *
+ * A refusal the kernel gives at once closes the socket and throws a SystemError with syscall
+ * 'connect' (ENETUNREACH: no route, or a broadcast or multicast address; EMFILE). On Linux a
+ * loopback port with no listener is not one of them: connect() answers EINPROGRESS, so the fd is
+ * returned, and the refusal (ECONNREFUSED) comes from connectResult, with the fd reporting
+ * WRITE readiness (usually already when connect returns: the reset is handled before it does).
+ * A host that is not a literal, or an IPv6 link-local address (it needs a scope, which this
+ * does not take), throws ERR_EVPOLL_INVALID_ARG.
+ */
+export function connect(host: string, port: number): number {
+  if (typeof host !== 'string') throw invalidArg('host must be an IPv4 or IPv6 address string');
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw invalidArg(`port must be an integer 1..65535, got ${String(port)}`);
+  const fd = !simulated ? ops.connect(host, port) : isIP(host) === 0 ? EINVAL : simulated.net.connect(host, port);
+  if (fd === EINVAL) throw invalidArg(`host must be an IPv4 or IPv6 address literal (link-local IPv6 needs a scope, not taken here), got '${host}'`);
+  if (fd < 0) throw systemError(fd, 'connect');
+  return fd;
+}
+
+/**
+ * How the connection {@link connect} began on `fd` went: 0 when it is connected (and while it
+ * stays so); {@link EINPROGRESS} while the attempt goes on; a negative errno when it failed —
+ * {@link ECONNREFUSED}, {@link ETIMEDOUT}, EHOSTUNREACH, ENETUNREACH… (SO_ERROR, which the kernel
+ * reports once: ask again and the answer is {@link ENOTCONN}, as for a socket that never
+ * connected, a listening one included); {@link EBADF}, ENOTSOCK for an fd that is not a socket.
+ */
+export function connectResult(fd: number): number {
+  if (fd >= VIRTUAL_FD_BASE && simulated) return simulated.net.connectResult(fd);
+  return ops.connectResult(checkFd(fd));
+}
+
+/**
+ * Half-closes a connection: shutdown(SHUT_WR). The peer reads what was sent, then EOF (0), and
+ * may still write back, which this side reads as before; a write here afterwards gives
+ * {@link EPIPE}. 0, or a negative errno: {@link ENOTCONN} (a connection that failed), {@link EBADF},
+ * ENOTSOCK. On a connection still being made, Linux abandons the attempt: 0, and connectResult
+ * then gives {@link ECONNRESET}.
+ */
+export function shutdown(fd: number): number {
+  if (fd >= VIRTUAL_FD_BASE && simulated) return simulated.net.shutdown(fd);
+  return ops.shutdown(checkFd(fd));
 }
 
 const INT32_MAX = 2147483647;

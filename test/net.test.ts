@@ -1,14 +1,15 @@
 // evpoll/net: nonblocking fd helpers that answer with numbers, not exceptions.
-import { test } from './harness.js';
+import { onCleanup, test } from './harness.js';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
+import { constants } from 'node:os';
 import * as net from '../src/net.js';
 import { addon } from '../src/native.js';
 import { EV } from '../src/index.js';
-import { newLoop, iterateUntil, pipe, socketpair, throwsCode } from './helpers.js';
+import { newLoop, iterate, iterateUntil, openFds, pipe, socketpair, close, throwsCode, until } from './helpers.js';
 
-const { EAGAIN, EBADF, EPIPE, EADDRINUSE } = net;
+const { EAGAIN, EBADF, EPIPE, EADDRINUSE, ECONNREFUSED, ECONNRESET, EINPROGRESS, ENOTCONN } = net;
 
 test('the errno names are the negative numbers the calls return: Linux\'s errno values, negated', () => {
   // Written out here on purpose: programs compare against these numbers, so a change in how
@@ -16,6 +17,7 @@ test('the errno names are the negative numbers the calls return: Linux\'s errno 
   const linux = {
     EAGAIN: 11, EWOULDBLOCK: 11, EINTR: 4, EBADF: 9, EINVAL: 22, EMFILE: 24, ENFILE: 23, ENOMEM: 12,
     ENOBUFS: 105, EPIPE: 32, ECONNRESET: 104, ECONNABORTED: 103, EINPROGRESS: 115, EADDRINUSE: 98, ECHILD: 10, ENOTCONN: 107,
+    ECONNREFUSED: 111, ETIMEDOUT: 110,
   };
   const exported = Object.fromEntries(Object.entries(net).filter(([name]) => /^E[A-Z]+$/.test(name)));
   assert.equal(exported, Object.fromEntries(Object.entries(linux).map(([name, n]) => [name, -n])));
@@ -208,6 +210,198 @@ test('listenQueue(): the accept queue from TCP_INFO, counted as connections comp
     clients.forEach((c) => c.destroy());
     net.close(fd);
   }
+});
+
+const owned = new Set<number>();
+
+/** `fd`, closed after the test, passed or failed. */
+function own(fd: number): number {
+  if (owned.size === 0) {
+    onCleanup(() => {
+      owned.forEach((f) => net.close(f));
+      owned.clear();
+    });
+  }
+  owned.add(fd);
+  return fd;
+}
+
+/** The fd accepted on `listener` (exactly one pending), owned. */
+function acceptOne(listener: number): number {
+  const got = net.accept(listener);
+  assert.ok(Array.isArray(got) && got.length === 1, `one connection accepted, got ${String(got)}`);
+  return own((got as number[])[0]);
+}
+
+/** Reads everything until EOF or EAGAIN: the bytes, and whether EOF was seen. */
+function readAll(fd: number): { bytes: number[]; eof: boolean } {
+  const buf = new Uint8Array(64);
+  const bytes: number[] = [];
+  for (;;) {
+    const n = net.read(fd, buf);
+    if (n === 0) return { bytes, eof: true };
+    if (n < 0) {
+      assert.is(n, EAGAIN, 'read: data, EOF or EAGAIN');
+      return { bytes, eof: false };
+    }
+    bytes.push(...buf.subarray(0, n));
+  }
+}
+
+test('connect(): the fd becomes writable once connected, connectResult 0, accept gives the server end, bytes both ways', async () => {
+  for (const host of ['127.0.0.1', '::1']) {
+    const listener = own(net.listen(host, 0));
+    const client = own(net.connect(host, net.localPort(listener)));
+    assert.equal(flags(client), { nonblock: true, cloexec: true });
+    const loop = newLoop();
+    let writable = 0, acceptable = false;
+    loop.event(client, EV.WRITE, (ev, which) => { writable = which; ev.del(); }).add();
+    loop.event(listener, EV.READ, (ev) => { acceptable = true; ev.del(); }).add();
+    await iterateUntil(loop, () => writable !== 0 && acceptable);
+    assert.is(writable, EV.WRITE);
+    assert.is(net.connectResult(client), 0);
+    assert.is(net.connectResult(client), 0, 'asked again: still connected');
+    const server = acceptOne(listener);
+    assert.is(net.write(client, new Uint8Array([1, 2, 3])), 3);
+    assert.is(net.write(server, new Uint8Array([4, 5])), 2);
+    const got = { server: [] as number[], client: [] as number[] };
+    loop.event(server, EV.READ, () => got.server.push(...readAll(server).bytes)).add();
+    loop.event(client, EV.READ, () => got.client.push(...readAll(client).bytes)).add();
+    await iterateUntil(loop, () => got.server.length === 3 && got.client.length === 2);
+    assert.equal(got, { server: [1, 2, 3], client: [4, 5] }, host);
+    loop.close();
+  }
+});
+
+test('connect() to a loopback port with no listener: Linux answers EINPROGRESS, the fd becomes writable, connectResult ECONNREFUSED once, then ENOTCONN', async () => {
+  for (const host of ['127.0.0.1', '::1']) {
+    const probe = net.listen(host, 0);
+    const port = net.localPort(probe);
+    net.close(probe);
+    // Not a throw: the refusal (the listener-less port's reset) is reported as the outcome.
+    const fd = own(net.connect(host, port));
+    const loop = newLoop();
+    let which = 0;
+    loop.event(fd, EV.WRITE, (ev, w) => { which = w; ev.del(); }).add();
+    await iterateUntil(loop, () => which !== 0);
+    assert.is(which, EV.WRITE);
+    assert.is(net.connectResult(fd), ECONNREFUSED, host);
+    assert.is(net.connectResult(fd), ENOTCONN, 'the kernel reports the error once');
+    assert.is(net.shutdown(fd), ENOTCONN, 'nothing to half-close');
+    assert.is(net.write(fd, new Uint8Array(1)), EPIPE);
+    loop.close();
+  }
+});
+
+test('connect(): a refusal the kernel gives at once (a multicast or broadcast address) throws ENETUNREACH, syscall connect, and closes the socket', () => {
+  const before = openFds();
+  for (const host of ['ff02::1', '224.0.0.1', '255.255.255.255']) {
+    const err = throwsCode(() => net.connect(host, 80), 'ENETUNREACH');
+    assert.is(err.syscall, 'connect', host);
+    assert.is(err.errno, -constants.errno.ENETUNREACH);
+  }
+  assert.equal(openFds(), before, 'no socket left open');
+});
+
+test('connectResult(): EINPROGRESS while the handshake is unanswered (a listener with a full accept queue drops the SYN), 0 once it completes', async () => {
+  // backlog 0: Linux queues one connection (its limit is the backlog + 1) and drops SYNs beyond.
+  const listener = own(net.listen('127.0.0.1', 0, { backlog: 0 }));
+  const port = net.localPort(listener);
+  const loop = newLoop();
+  const first = own(net.connect('127.0.0.1', port));
+  // The client is connected on the SYN-ACK; the server queues the connection on the final ACK.
+  await until('the first connection queued', () => net.listenQueue(listener).length === 1);
+  assert.is(net.connectResult(first), 0);
+  const second = own(net.connect('127.0.0.1', port));
+  let which = 0;
+  loop.event(second, EV.WRITE, (ev, w) => { which = w; ev.del(); }).add();
+  await iterate(loop, 100);
+  assert.is(which, 0, 'not writable while the SYN goes unanswered');
+  assert.is(net.connectResult(second), EINPROGRESS);
+  assert.is(net.connectResult(second), EINPROGRESS, 'asked again: still going on');
+  // shutdown() abandons an attempt still going on (Linux: a reset of its own).
+  const third = own(net.connect('127.0.0.1', port));
+  assert.is(net.connectResult(third), EINPROGRESS);
+  assert.is(net.shutdown(third), 0);
+  assert.is(net.connectResult(third), ECONNRESET);
+  assert.is(net.connectResult(third), ENOTCONN);
+  // Room in the queue: the SYN's retransmission (after 1 s, then 3 s) is answered.
+  acceptOne(listener);
+  await iterateUntil(loop, () => which !== 0, 10_000);
+  assert.is(which, EV.WRITE);
+  assert.is(net.connectResult(second), 0);
+  await until('the second connection queued', () => net.listenQueue(listener).length === 1);
+  acceptOne(listener);
+  assert.is(net.connectResult(listener), ENOTCONN, 'a listener never connects');
+});
+
+test('shutdown(): the peer reads the data, then EOF, and can still write back; a write on the shut side is EPIPE', async () => {
+  const listener = own(net.listen('127.0.0.1', 0));
+  const client = own(net.connect('127.0.0.1', net.localPort(listener)));
+  const loop = newLoop();
+  let connected = false, acceptable = false;
+  loop.event(client, EV.WRITE, (ev) => { connected = true; ev.del(); }).add();
+  loop.event(listener, EV.READ, (ev) => { acceptable = true; ev.del(); }).add();
+  await iterateUntil(loop, () => connected && acceptable);
+  assert.is(net.connectResult(client), 0);
+  const server = acceptOne(listener);
+  assert.is(net.write(client, new Uint8Array([1, 2, 3])), 3);
+  assert.is(net.shutdown(client), 0);
+  assert.is(net.write(client, new Uint8Array([9])), EPIPE);
+  const atServer = { bytes: [] as number[], eof: false };
+  loop.event(server, EV.READ, (ev) => {
+    const r = readAll(server);
+    atServer.bytes.push(...r.bytes);
+    if (r.eof) {
+      atServer.eof = true;
+      ev.del();
+    }
+  }).add();
+  await iterateUntil(loop, () => atServer.eof);
+  assert.equal(atServer, { bytes: [1, 2, 3], eof: true });
+  assert.is(net.read(server, new Uint8Array(8)), 0, 'EOF again');
+  // The other direction still works.
+  assert.is(net.write(server, new Uint8Array([4, 5])), 2);
+  const atClient = { bytes: [] as number[], eof: false };
+  loop.event(client, EV.READ, (ev) => {
+    const r = readAll(client);
+    atClient.bytes.push(...r.bytes);
+    if (r.eof) {
+      atClient.eof = true;
+      ev.del();
+    }
+  }).add();
+  await iterateUntil(loop, () => atClient.bytes.length === 2);
+  assert.equal(atClient, { bytes: [4, 5], eof: false });
+  assert.is(net.connectResult(client), 0, 'half-closed is still connected');
+  assert.is(net.shutdown(client), 0, 'a second shutdown: nothing more to do');
+  // The server's half-close ends the client's reading too.
+  assert.is(net.shutdown(server), 0);
+  await iterateUntil(loop, () => atClient.eof);
+  assert.equal(atClient, { bytes: [4, 5], eof: true });
+  loop.close();
+});
+
+test('connect(), connectResult(), shutdown(): bad arguments, closed fds and fds that are not sockets', () => {
+  for (const host of ['localhost', '', '127.0.0.1:80', 'fe80::1', 'fe80::1%lo']) {
+    throwsCode(() => net.connect(host, 80), 'ERR_EVPOLL_INVALID_ARG');
+  }
+  throwsCode(() => net.connect(undefined as unknown as string, 80), 'ERR_EVPOLL_INVALID_ARG');
+  for (const port of [0, -1, 65536, 70000, 1.5, NaN, '80' as unknown as number, undefined as unknown as number]) {
+    throwsCode(() => net.connect('127.0.0.1', port), 'ERR_EVPOLL_INVALID_ARG');
+  }
+  for (const fd of [-1, 1.5, '3' as unknown as number]) {
+    throwsCode(() => net.connectResult(fd), 'ERR_EVPOLL_INVALID_ARG');
+    throwsCode(() => net.shutdown(fd), 'ERR_EVPOLL_INVALID_ARG');
+  }
+  const ENOTSOCK = -constants.errno.ENOTSOCK;
+  const [r, w] = pipe();
+  assert.is(net.connectResult(r), ENOTSOCK);
+  assert.is(net.shutdown(w), ENOTSOCK);
+  // Closed last, and asked at once: the next fd opened would take the number again.
+  close(w);
+  assert.is(net.connectResult(w), EBADF);
+  assert.is(net.shutdown(w), EBADF);
 });
 
 test.run();
