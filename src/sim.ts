@@ -1303,6 +1303,16 @@ export class Simulation implements Simulated {
         if (f.kind === 'pipe') return ENOTSOCK;
         if (f.kind === 'listener') return ENOTCONN;
         const s = f as Socket;
+        if (s.state === CONNECTING) {
+          // Linux abandons a connect shut down while under way (tcp_disconnect): ECONNRESET.
+          s.state = REFUSED;
+          s.reset = true;
+          s.err = ECONNRESET;
+          s.closed = true; // its connection steps, still scheduled, find it gone
+          sim.#touch(s, true);
+          result(D_SHUT, fd, 0);
+          return 0;
+        }
         if (s.state !== CONNECTED) return ENOTCONN;
         if (!s.shutWr) {
           s.shutWr = true;
