@@ -839,9 +839,7 @@ export class Simulation implements Simulated {
   _wait(backend: SimBackend, timeoutMs: number, out: Int32Array): number {
     const stats = this.#stats;
     stats.waits++;
-    // A wait costs time, as a syscall does: a program that spins on an fd that stays ready sees its
-    // timers come due (its CPU would be busy, not its clock stopped).
-    this.#runUntil(this.#now + WAIT_COST_MS);
+    this.#runDue();
     const deadline = timeoutMs < 0 ? Infinity : this.#now + timeoutMs;
     let n = backend.collect(out, this.#rng, this.faults, stats);
     if (n === 0 && timeoutMs !== 0 && this.#rng.chance(this.faults.eintr)) {
@@ -852,9 +850,10 @@ export class Simulation implements Simulated {
       this.#recordWait(out, 0, true);
       return 0;
     }
+    let slept = false;
     while (n === 0 && timeoutMs !== 0) {
       const next = this.#schedule.next();
-      if (next > deadline) {
+      if (next > deadline || next === Infinity) {
         if (deadline === Infinity) {
           throw new EvpollError(
             'ERR_EVPOLL_SIM_DEADLOCK',
@@ -862,12 +861,18 @@ export class Simulation implements Simulated {
           );
         }
         this.#now = deadline;
+        slept = true;
         break;
       }
       this.#now = next;
+      slept = true;
       this.#runDue();
       n = backend.collect(out, this.#rng, this.faults, stats);
     }
+    // A wait that did not sleep costs time, as a syscall does: a program that spins on an fd
+    // that stays ready, or polls with a zero timeout, sees its timers come due (its CPU would be
+    // busy, not its clock stopped). One that slept wakes exactly at its deadline or delivery.
+    if (!slept) this.#runUntil(this.#now + WAIT_COST_MS);
     stats.records += n;
     this.#recordWait(out, n, false);
     return n;
