@@ -157,6 +157,9 @@ const mutex = new cjsShm.AcceptMutex(region);
 const shm = [region.byteLength, mutex.tryLock(), mutex.holder === process.pid, mutex.unlock()];
 region.close();
 const epolls = [esmEpoll, cjsEpoll].map((m) => { try { new m.Epoll('not a callback'); } catch (e) { return e; } });
+const sims = [esmSim, cjsSim].map((m) => { try { m.Simulation.install({ seed: -1 }); } catch (e) { return e; } });
+// A simulation installed through one entry point is the one the others see.
+const simulated = esmSim.Simulation.run({ seed: 1 }, () => [cjsNet.pipe()[0] >= 2 ** 30, new cjs.EventLoop().mechanism]);
 const addon = require('node:fs').readFileSync('/proc/self/maps', 'utf8').match(/\\/node_modules\\/evpoll\\/\\S+\\.node/)?.[0];
 console.log(JSON.stringify({
   sameEvpollError: esm.EvpollError === cjs.EvpollError,
@@ -164,8 +167,10 @@ console.log(JSON.stringify({
   sameFixedBuffer: esmNet.FixedBuffer === cjsNet.FixedBuffer,
   sameSharedRegion: esmShm.SharedRegion === cjsShm.SharedRegion,
   sameEpoll: esmEpoll.Epoll === cjsEpoll.Epoll,
+  sameSimulation: esmSim.Simulation === cjsSim.Simulation,
+  simulated,
   EAGAIN: [esmNet.EAGAIN, cjsNet.EAGAIN],
-  netErrors: [...net, ...loops, ...regions, ...epolls].map((e) => e instanceof esm.EvpollError && e instanceof cjs.EvpollError && e.code),
+  netErrors: [...net, ...loops, ...regions, ...epolls, ...sims].map((e) => e instanceof esm.EvpollError && e instanceof cjs.EvpollError && e.code),
   shm,
   addon,
 }));
@@ -174,22 +179,26 @@ const CLASSES_MJS = `import * as esm from 'evpoll';
 import * as esmNet from 'evpoll/net';
 import * as esmShm from 'evpoll/shm';
 import * as esmEpoll from 'evpoll/epoll';
+import * as esmSim from 'evpoll/sim';
 import { createRequire } from 'node:module';
 const require = createRequire(import.meta.url);
 const cjs = require('evpoll');
 const cjsNet = require('evpoll/net');
 const cjsShm = require('evpoll/shm');
 const cjsEpoll = require('evpoll/epoll');
+const cjsSim = require('evpoll/sim');
 ${CLASSES_CHECK}`;
 const CLASSES_CJS = `(async () => {
 const cjs = require('evpoll');
 const cjsNet = require('evpoll/net');
 const cjsShm = require('evpoll/shm');
 const cjsEpoll = require('evpoll/epoll');
+const cjsSim = require('evpoll/sim');
 const esm = await import('evpoll');
 const esmNet = await import('evpoll/net');
 const esmShm = await import('evpoll/shm');
 const esmEpoll = await import('evpoll/epoll');
+const esmSim = await import('evpoll/sim');
 ${CLASSES_CHECK}
 })();`;
 const CLASSES_EXPECTED = {
@@ -198,8 +207,10 @@ const CLASSES_EXPECTED = {
   sameFixedBuffer: true,
   sameSharedRegion: true,
   sameEpoll: true,
+  sameSimulation: true,
+  simulated: [true, 'sim'],
   EAGAIN: [-11, -11],
-  netErrors: ['ERR_EVPOLL_INVALID_ARG', 'ERR_EVPOLL_INVALID_ARG', 'ERR_EVPOLL_UNKNOWN_MECHANISM', 'ERR_EVPOLL_UNKNOWN_MECHANISM', 'ERR_EVPOLL_INVALID_ARG', 'ERR_EVPOLL_INVALID_ARG', 'ERR_EVPOLL_INVALID_ARG', 'ERR_EVPOLL_INVALID_ARG'],
+  netErrors: ['ERR_EVPOLL_INVALID_ARG', 'ERR_EVPOLL_INVALID_ARG', 'ERR_EVPOLL_UNKNOWN_MECHANISM', 'ERR_EVPOLL_UNKNOWN_MECHANISM', 'ERR_EVPOLL_INVALID_ARG', 'ERR_EVPOLL_INVALID_ARG', 'ERR_EVPOLL_INVALID_ARG', 'ERR_EVPOLL_INVALID_ARG', 'ERR_EVPOLL_INVALID_ARG', 'ERR_EVPOLL_INVALID_ARG'],
   shm: [4096, true, true, true],
 };
 
@@ -231,6 +242,11 @@ loop.timer(EV.PERSIST, (_ev, _which, arg) => { const n: number = arg.n; }, { n: 
 const [r]: [number, number] = pipe();
 const n: number = read(r, new FixedBuffer(8).bytes);
 export const again: boolean = n === EAGAIN;
+import { Simulation, type Faults } from 'evpoll/sim';
+const faults: Faults = { latency: [1, 5], reset: 0.01 };
+export const digest: string = Simulation.run({ seed: 1, faults }, (sim) => sim.digest());
+// @ts-expect-error: a probability is a number
+export const badFaults: Faults = { reset: 'often' };
 const names: readonly string[] = signalNames();
 export const check = (e: unknown) => e instanceof EvpollError && e.code.startsWith('ERR_EVPOLL_') && n + names.length;
 // @ts-expect-error: flags are numbers
@@ -295,10 +311,10 @@ if (MECHANISM === 'epoll' && MODE === 'run') {
     w.tarball = join(dir, pack.filename);
     const files = pack.files.map((f) => f.path).sort();
     say(`${pack.filename}, ${files.length} files, ${(pack.size / 1024).toFixed(1)} KiB packed, ${(pack.unpackedSize / 1024).toFixed(1)} KiB unpacked (npm pack ${r.seconds.toFixed(1)} s)`);
-    const shipped = /^(LICENSE|README\.md|package\.json|binding\.gyp|(net|shm|epoll)\.d\.ts|scripts\/install\.mjs|native\/[^/]+\.(c|cc|h)|dist\/(core\.wasm|evpoll\.cjs|(index|net|shm|epoll)\.(js|cjs))|dist\/types\/[a-z]+\.d\.c?ts|prebuilds\/linux-x64\/evpoll\.glibc\.node)$/;
+    const shipped = /^(LICENSE|README\.md|package\.json|binding\.gyp|(net|shm|epoll|sim)\.d\.ts|scripts\/install\.mjs|native\/[^/]+\.(c|cc|h)|dist\/(core\.wasm|evpoll\.cjs|(index|net|shm|epoll|sim)\.(js|cjs))|dist\/types\/[a-z]+\.d\.c?ts|prebuilds\/linux-x64\/evpoll\.glibc\.node)$/;
     assert.equal(files.filter((f) => !shipped.test(f)), [], 'files that should not be shipped');
     assert.not.ok(files.includes('dist/core-debug.wasm'), 'the debug core (tests and benchmarks) is not shipped');
-    for (const f of ['LICENSE', 'dist/evpoll.cjs', 'dist/core.wasm', 'dist/types/index.d.cts', 'dist/shm.js', 'dist/shm.cjs', 'dist/types/shm.d.cts', 'shm.d.ts', 'dist/epoll.js', 'dist/epoll.cjs', 'dist/types/epoll.d.cts', 'epoll.d.ts', 'prebuilds/linux-x64/evpoll.glibc.node', 'native/addon.cc', 'binding.gyp', 'scripts/install.mjs']) {
+    for (const f of ['LICENSE', 'dist/evpoll.cjs', 'dist/core.wasm', 'dist/types/index.d.cts', 'dist/shm.js', 'dist/shm.cjs', 'dist/types/shm.d.cts', 'shm.d.ts', 'dist/epoll.js', 'dist/epoll.cjs', 'dist/types/epoll.d.cts', 'epoll.d.ts', 'dist/sim.js', 'dist/sim.cjs', 'dist/types/sim.d.cts', 'sim.d.ts', 'prebuilds/linux-x64/evpoll.glibc.node', 'native/addon.cc', 'binding.gyp', 'scripts/install.mjs']) {
       assert.ok(files.includes(f), `${f} is in the tarball`);
     }
   });
@@ -330,7 +346,18 @@ if (MECHANISM === 'epoll' && MODE === 'run') {
     }
   });
 
-  test('one copy of each class: instanceof EvpollError holds across evpoll, evpoll/net and evpoll/epoll, import and require', async () => {
+  test("the README's evpoll/sim example runs from the installed tarball, the same twice", async () => {
+    const w = ready();
+    const code = /### evpoll\/sim[\s\S]*?```js\n([\s\S]*?)```/.exec(readFileSync(join(packageRoot, 'README.md'), 'utf8'))?.[1];
+    assert.ok(code, 'the evpoll/sim section has a code block');
+    writeFileSync(join(w.app, 'sim-example.mjs'), code);
+    const first = await node(w, w.app, 'sim-example.mjs');
+    assert.is(first.length, 3, first.join('\n'));
+    first.forEach((line, i) => assert.match(line, new RegExp(`^seed ${i + 1}: 65536 bytes by \\d+\\.\\d ms, closed idle at 600\\.\\d s$`)));
+    assert.equal(await node(w, w.app, 'sim-example.mjs'), first, 'the same seeds, the same schedules');
+  });
+
+  test('one copy of each class: instanceof EvpollError holds across evpoll, evpoll/net, evpoll/shm, evpoll/epoll and evpoll/sim, import and require', async () => {
     const w = ready();
     const { mjs, cjs } = await classes(w, w.app);
     const addon = '/node_modules/evpoll/prebuilds/linux-x64/evpoll.glibc.node';
