@@ -626,6 +626,8 @@ function nrOpen(): number | undefined {
 }
 
 const FIRST_PORT = 32768;
+/** The installed Simulation (src/virtual.ts's `simulated` is what it lends the library). */
+let current: Simulation | undefined;
 /** What a wait costs in virtual time: a microsecond, about a syscall here. */
 const WAIT_COST_MS = 0.001;
 
@@ -633,10 +635,11 @@ const WAIT_COST_MS = 0.001;
  * A simulated world of fds, a network and a clock. Install one (Simulation.install) and evpoll/net
  * makes virtual fds, and `new EventLoop()` runs on it; uninstall() puts everything back.
  */
-export class Simulation implements Simulated {
+export class Simulation {
   readonly seed: number;
   readonly faults: FaultSettings;
-  readonly net: VirtualNet;
+  /** What the library calls while this simulation is installed (src/virtual.ts). */
+  readonly #lent: Simulated;
   /** @internal */
   readonly _backends = new Set<SimBackend>();
   #rng: Rng;
@@ -669,7 +672,7 @@ export class Simulation implements Simulated {
 
   /** The installed simulation, if any. */
   static get current(): Simulation | undefined {
-    return simulated instanceof Simulation ? simulated : undefined;
+    return current;
   }
 
   /**
@@ -710,7 +713,7 @@ export class Simulation implements Simulated {
     this.faults = checkFaults(options.faults);
     this.#rng = new Rng(seed);
     if (options.trace) this.#trace = [];
-    this.net = this.#makeNet();
+    this.#lent = { net: this.#makeNet(), backend: () => this.#backend(), now: () => this.#now, describe: () => this.describe() };
   }
 
   #install(): void {
@@ -719,7 +722,8 @@ export class Simulation implements Simulated {
     if (limit !== undefined && limit > VIRTUAL_FD_BASE) {
       throw new EvpollError('ERR_EVPOLL_SIM_UNSUPPORTED', `fs.nr_open is ${limit}: real fds could take the numbers evpoll/sim gives virtual fds (from ${VIRTUAL_FD_BASE})`);
     }
-    setSimulated(this);
+    setSimulated(this.#lent);
+    current = this;
     this.#installed = true;
   }
 
@@ -730,7 +734,8 @@ export class Simulation implements Simulated {
   uninstall(): void {
     if (!this.#installed) return;
     this.#installed = false;
-    if (simulated === this) setSimulated(undefined);
+    if (simulated === this.#lent) setSimulated(undefined);
+    if (current === this) current = undefined;
     for (const backend of [...this._backends]) backend.close();
     this.#files = [];
     this.#free = [];
@@ -784,8 +789,8 @@ export class Simulation implements Simulated {
     return this.#schedule.size;
   }
 
-  /** @internal a loop on 'sim' */
-  backend(): NativeBackend {
+  /** A loop on 'sim'. */
+  #backend(): NativeBackend {
     if (!this.#installed) throw new EvpollError('ERR_EVPOLL_MECHANISM_UNAVAILABLE', "the Simulation behind mechanism 'sim' is uninstalled");
     const b = new SimBackend(this);
     this._backends.add(b);
