@@ -184,7 +184,9 @@ class ByteQueue {
     while (moved < n) {
       const chunk = this.#chunks[this.#head];
       const k = Math.min(chunk.length - this.#offset, n - moved);
-      buffer.set(chunk.subarray(this.#offset, this.#offset + k), at + moved);
+      // A few bytes are copied by hand: a subarray and set() cost more than the copy.
+      if (k <= 16) for (let i = 0; i < k; i++) buffer[at + moved + i] = chunk[this.#offset + i];
+      else buffer.set(chunk.subarray(this.#offset, this.#offset + k), at + moved);
       moved += k;
       this.#offset += k;
       if (this.#offset === chunk.length) {
