@@ -1260,7 +1260,8 @@ export class Simulation implements Simulated {
         const f = sim.#get(fd);
         let n: number;
         if (f === undefined) n = EBADF;
-        else if (f.kind !== 'listener') n = EINVAL;
+        else if (f.kind === 'pipe') n = ENOTSOCK; // accept4 on a non-socket
+        else if (f.kind !== 'listener') n = EINVAL; // a socket that is not listening
         else {
           const l = f as Listener;
           if (l.queue.length === 0) n = EAGAIN;
