@@ -779,6 +779,11 @@ export class Simulation implements Simulated {
     return fds;
   }
 
+  /** Whether virtual fd `fd` is open. */
+  isOpen(fd: number): boolean {
+    return this.#get(fd) !== undefined;
+  }
+
   /** Deliveries scheduled and not yet made (segments, FINs, connection steps). */
   pending(): number {
     return this.#schedule.size;
