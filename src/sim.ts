@@ -39,6 +39,7 @@ const ENOTCONN = -errno.ENOTCONN;
 const ENOTSOCK = -errno.ENOTSOCK;
 const EOPNOTSUPP = -errno.EOPNOTSUPP;
 const EADDRINUSE = -errno.EADDRINUSE;
+const ENETUNREACH = -errno.ENETUNREACH;
 
 // The backend contract's bits (native/backend.h).
 const READ = 2;
@@ -623,6 +624,18 @@ function nrOpen(): number | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * What Linux's connect() refuses at once, whatever the network: EINVAL for an IPv6 scope
+ * ("%eth0": not an address literal) or a link-local address (fe80::/10, which needs one);
+ * ENETUNREACH for a multicast or broadcast address (no TCP there). 0 for anything else.
+ */
+function refusedAtOnce(host: string): number {
+  if (host.includes('%') || /^fe[89ab][0-9a-f]:/i.test(host)) return EINVAL;
+  if (host === '255.255.255.255' || /^ff[0-9a-f]{2}:/i.test(host)) return ENETUNREACH;
+  const first = Number(/^(\d+)\./.exec(host)?.[1]);
+  return first >= 224 && first <= 239 ? ENETUNREACH : 0;
 }
 
 const FIRST_PORT = 32768;
@@ -1283,7 +1296,9 @@ export class Simulation implements Simulated {
         if (sim.#trace) sim.#log(`accept ${fd} -> ${n > 0 ? Array.from(out.subarray(0, n)).join(' ') : n}`);
         return n;
       },
-      connect(_host, port): number {
+      connect(host, port): number {
+        const refused = refusedAtOnce(host);
+        if (refused !== 0) return refused;
         const fd = sim.#connect(port);
         result(D_CONNECT, fd, port);
         sim.#log(`connect ${port} -> ${fd}`);
