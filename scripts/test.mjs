@@ -54,12 +54,15 @@ const uvu = bin('uvu', 'bin.js');
 const STALL_MS = Number(process.env.EVPOLL_TEST_STALL_MS) || 45_000;
 const EXIT_GRACE_MS = 10_000;
 
-/** uvu's Total/Passed/Skipped lines at the end of a run, or undefined if it printed none. */
+/**
+ * uvu's Total/Passed/Skipped lines at the end of a run, or undefined if it printed none. Total
+ * counts the tests that ran: skipped ones (kernelOnly on 'sim', or outside an .only) are not in it.
+ */
 function totals(output) {
   const num = (label) => Number(new RegExp(`^\\s*${label}:\\s+(\\d+)`, 'm').exec(output)?.[1] ?? NaN);
   const total = num('Total'), passed = num('Passed'), skipped = num('Skipped') || 0;
   if (Number.isNaN(total) || Number.isNaN(passed)) return undefined;
-  return { passed, failed: total - passed - skipped, skipped };
+  return { passed, failed: total - passed, skipped };
 }
 
 /** What test/harness.ts appends to the progress file: each test's begin, pass or fail, with its file. */

@@ -596,7 +596,7 @@ export class EventLoop extends EventEmitter {
     if (ev._slot >= 0) return; // a pending fd event stays as it is
     const fd = ev.fd - this.#fdBase;
     if (fd >= this.#fdLimit || fd < 0) throw this.#fdLimitError(ev.fd);
-    if (fd > this.#fdHigh + FD_JUMP && this.#fdBase === 0 && !isOpen(fd)) throw systemError(-9, this.#addSyscall);
+    if (fd > this.#fdHigh + FD_JUMP && !(this.#fdBase === 0 ? isOpen(fd) : simulated?.isOpen(ev.fd) === true)) throw systemError(-9, this.#addSyscall);
     const slot = core.watch(fd, ev.flags & (FD_READINESS | EV.EDGE | EV.EXCLUSIVE));
     const op = core.op;
     if (op === OP_ADD || op === OP_MODIFY) {

@@ -39,6 +39,7 @@ const ENOTCONN = -errno.ENOTCONN;
 const ENOTSOCK = -errno.ENOTSOCK;
 const EOPNOTSUPP = -errno.EOPNOTSUPP;
 const EADDRINUSE = -errno.EADDRINUSE;
+const ENETUNREACH = -errno.ENETUNREACH;
 
 // The backend contract's bits (native/backend.h).
 const READ = 2;
@@ -627,6 +628,18 @@ function nrOpen(): number | undefined {
   }
 }
 
+/**
+ * What Linux's connect() refuses at once, whatever the network: EINVAL for an IPv6 scope
+ * ("%eth0": not an address literal) or a link-local address (fe80::/10, which needs one);
+ * ENETUNREACH for a multicast or broadcast address (no TCP there). 0 for anything else.
+ */
+function refusedAtOnce(host: string): number {
+  if (host.includes('%') || /^fe[89ab][0-9a-f]:/i.test(host)) return EINVAL;
+  if (host === '255.255.255.255' || /^ff[0-9a-f]{2}:/i.test(host)) return ENETUNREACH;
+  const first = Number(/^(\d+)\./.exec(host)?.[1]);
+  return first >= 224 && first <= 239 ? ENETUNREACH : 0;
+}
+
 const FIRST_PORT = 32768;
 /** The installed Simulation (src/virtual.ts's `simulated` is what it lends the library). */
 let current: Simulation | undefined;
@@ -784,6 +797,11 @@ export class Simulation {
     const fds: number[] = [];
     for (const f of this.#files) if (f) fds.push(f.fd);
     return fds;
+  }
+
+  /** Whether virtual fd `fd` is open. */
+  isOpen(fd: number): boolean {
+    return this.#get(fd) !== undefined;
   }
 
   /** Deliveries scheduled and not yet made (segments, FINs, connection steps). */
@@ -1272,7 +1290,8 @@ export class Simulation {
         const f = sim.#get(fd);
         let n: number;
         if (f === undefined) n = EBADF;
-        else if (f.kind !== 'listener') n = EINVAL;
+        else if (f.kind === 'pipe') n = ENOTSOCK; // accept4 on a non-socket
+        else if (f.kind !== 'listener') n = EINVAL; // a socket that is not listening
         else {
           const l = f as Listener;
           if (l.queue.length === 0) n = EAGAIN;
@@ -1289,7 +1308,9 @@ export class Simulation {
         if (sim.#trace) sim.#log(`accept ${fd} -> ${n > 0 ? Array.from(out.subarray(0, n)).join(' ') : n}`);
         return n;
       },
-      connect(_host, port): number {
+      connect(host, port): number {
+        const refused = refusedAtOnce(host);
+        if (refused !== 0) return refused;
         const fd = sim.#connect(port);
         result(D_CONNECT, fd, port);
         sim.#log(`connect ${port} -> ${fd}`);

@@ -36,6 +36,8 @@ export interface Simulated {
   backend(): NativeBackend;
   /** Virtual time, in ms: the clock of loops on 'sim'. */
   now(): number;
+  /** Whether virtual fd `fd` is open (a loop checks a number far above its others before growing its table to it). */
+  isOpen(fd: number): boolean;
   /** `seed N, faults {...}`, for messages that must let a failure be replayed. */
   describe(): string;
 }

@@ -4,7 +4,7 @@
 // before the rest. In this process another holder is played by a pid written into the lock
 // word; across real processes, by children (this same file, run with CHILD_FLAG set) sharing a
 // listener and a region, each driving its loop as the mode under test does.
-import { onCleanup, test } from './harness.js';
+import { kernelOnly, onCleanup, test } from './harness.js';
 import * as assert from 'uvu/assert';
 import { connect, type Socket } from 'node:net';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -23,6 +23,10 @@ const OTHER = 0x7ffffff0;
 
 const clients: Socket[] = [];
 const accepted: number[] = [];
+
+// The lock is a word in shared memory (SharedRegion: mmap) for processes sharing a listener,
+// and the clients are real TCP connections (node:net).
+kernelOnly('shared memory across processes (SharedRegion, AcceptMutex) and real TCP clients (node:net)');
 
 test.after.each(() => {
   for (const s of clients.splice(0)) s.destroy();

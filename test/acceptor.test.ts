@@ -2,7 +2,7 @@
 // checked in a child process whose RLIMIT_NOFILE is lowered with prlimit), the cap on open
 // connections and nginx's accept_disabled, the refusal of fds the loop cannot watch, and
 // EV.EXCLUSIVE's one wake-up per connection among processes sharing a listener.
-import { test } from './harness.js';
+import { kernelOnly, test } from './harness.js';
 import * as assert from 'uvu/assert';
 import { connect, type Socket } from 'node:net';
 import { closeSync, openSync } from 'node:fs';
@@ -10,11 +10,33 @@ import { spawn } from 'node:child_process';
 import { Acceptor } from '../src/acceptor.js';
 import { EV, mechanisms, type EventLoop } from '../src/index.js';
 import * as net from '../src/net.js';
-import { newLoop, iterate, iterateUntil, drive, sleep, fillFdTable, runUnderFdLimit, MODE, MECHANISM, openFds, until, eventually, killOnCleanup, report, CHILD_PRELUDE } from './helpers.js';
+import { newLoop, iterate, iterateUntil, drive, sleep, fillFdTable, runUnderFdLimit, MODE, MECHANISM, SIMULATION, openFds, until, eventually, killOnCleanup, report, CHILD_PRELUDE } from './helpers.js';
 import { onCleanup } from './harness.js';
 
 const CHILD_FLAG = 'EVPOLL_ACCEPTOR_EMFILE_CHILD';
-const clients: Socket[] = [];
+
+/** What the tests do with a client connection: a node:net socket, or on 'sim' a VirtualClient. */
+interface Client {
+  write(data: string): unknown;
+  destroy(): unknown;
+}
+
+/** On 'sim', the client end of a connection is a virtual fd (node:net's sockets are real ones). */
+class VirtualClient implements Client {
+  #open = true;
+  constructor(readonly fd: number) {}
+  write(data: string): void {
+    const bytes = new TextEncoder().encode(data);
+    const n = net.write(this.fd, bytes);
+    if (n !== bytes.length) throw new Error(`write(${this.fd}) returned ${n}`);
+  }
+  destroy(): void {
+    if (this.#open) net.close(this.fd);
+    this.#open = false;
+  }
+}
+
+const clients: Client[] = [];
 const accepted: number[] = [];
 
 test.after.each(() => {
@@ -23,7 +45,16 @@ test.after.each(() => {
 });
 
 /** `n` client connections to `port`, resolved once all are established. */
-async function connectClients(port: number, n: number): Promise<Socket[]> {
+async function connectClients(port: number, n: number): Promise<Client[]> {
+  if (SIMULATION) {
+    const made = Array.from({ length: n }, () => new VirtualClient(net.connect('127.0.0.1', port)));
+    clients.push(...made);
+    // No latency in the tests' simulation: the handshakes are done, and the connections queued, as
+    // soon as virtual time moves on (by nothing).
+    SIMULATION.advance(0);
+    for (const c of made) assert.is(net.connectResult(c.fd), 0, `virtual client ${c.fd} connected`);
+    return made;
+  }
   const made = await Promise.all(
     Array.from({ length: n }, () => new Promise<Socket>((resolve, reject) => {
       const s = connect(port, '127.0.0.1', () => resolve(s)).on('error', reject);
@@ -31,6 +62,20 @@ async function connectClients(port: number, n: number): Promise<Socket[]> {
   );
   clients.push(...made);
   return made;
+}
+
+/** The first bytes `client` receives, as a string. */
+function received(client: Client): Promise<string> {
+  if (client instanceof VirtualClient) {
+    // After the caller's write: what is on its way arrives once virtual time moves on.
+    return Promise.resolve().then(() => {
+      SIMULATION!.advance(0);
+      const buffer = new Uint8Array(64);
+      const n = net.read(client.fd, buffer);
+      return n > 0 ? new TextDecoder().decode(buffer.subarray(0, n)) : `read() returned ${n}`;
+    });
+  }
+  return new Promise<string>((resolve) => (client as Socket).once('data', (d) => resolve(String(d))));
 }
 
 test('takes at most one batch per readiness', async () => {
@@ -58,7 +103,7 @@ test('accepted fds are nonblocking sockets connected to the clients', async () =
   const [client] = await connectClients(net.localPort(listener), 1);
   await iterateUntil(loop, () => accepted.length === 1);
   assert.is(net.read(accepted[0], new Uint8Array(16)), net.EAGAIN, 'EAGAIN, not a blocking read');
-  const got = new Promise<string>((resolve) => client.once('data', (d) => resolve(String(d))));
+  const got = received(client);
   assert.is(net.write(accepted[0], new TextEncoder().encode('hi')), 2);
   assert.is(await got, 'hi');
   acceptor.close();
@@ -153,13 +198,15 @@ test('an accept failure other than EAGAIN/EMFILE goes to onError', async () => {
   net.close(w);
 });
 
-test('out of fds: the listener is switched off for the back-off, the CPU stays idle, and the queue is served once fds are freed', async () => {
-  const report = await runUnderFdLimit<EmfileReport>(import.meta.url, CHILD_FLAG, 15_000);
-  assert.ok(report.backoffs >= 1, `backed off at least once (${report.backoffs})`);
-  assert.is(report.acceptedWhileOut, 0);
-  assert.is(report.stateWhileOut, 'backing-off');
-  assert.ok(report.cpuMs < 100, `CPU time over ${report.spanMs} ms out of fds: ${report.cpuMs} ms (a spinning loop uses it all)`);
-  assert.is(report.acceptedAfter, report.clients, 'every queued connection accepted once fds were freed');
+kernelOnly("the process's own fd limit (prlimit RLIMIT_NOFILE in a child process)", () => {
+  test('out of fds: the listener is switched off for the back-off, the CPU stays idle, and the queue is served once fds are freed', async () => {
+    const report = await runUnderFdLimit<EmfileReport>(import.meta.url, CHILD_FLAG, 15_000);
+    assert.ok(report.backoffs >= 1, `backed off at least once (${report.backoffs})`);
+    assert.is(report.acceptedWhileOut, 0);
+    assert.is(report.stateWhileOut, 'backing-off');
+    assert.ok(report.cpuMs < 100, `CPU time over ${report.spanMs} ms out of fds: ${report.cpuMs} ms (a spinning loop uses it all)`);
+    assert.is(report.acceptedAfter, report.clients, 'every queued connection accepted once fds were freed');
+  });
 });
 
 /** A listening socket on 127.0.0.1, closed after the test. */
@@ -334,42 +381,44 @@ test('release() of more connections than are open throws, and changes nothing', 
   assert.equal([acceptor.connections, acceptor.state], [0, 'watching']);
 });
 
-test("an accepted fd the loop cannot watch (beyond its maxFd; select's FD_SETSIZE alike) is closed, counted and told to onRefused, and accepting goes on", async () => {
-  const listener = listen();
-  const CLIENTS = 6;
-  const clients = await connectClients(net.localPort(listener), CLIENTS);
-  const closed = new Set<Socket>();
-  for (const c of clients) c.on('end', () => closed.add(c)).on('close', () => closed.add(c)).on('error', () => closed.add(c));
-  const high = Math.max(...openFds());
-  const maxFd = high + 4;
-  const loop = newLoop({ maxFd });
-  // Every fd number up to `high` taken, so that the next ones are high + 1, high + 2, ...: the
-  // first accepted fds are below maxFd (start mode's helper thread may take one for its wake
-  // fd), the others at or beyond it.
-  const fillers: number[] = [];
-  onCleanup(() => fillers.forEach((fd) => closeSync(fd)));
-  for (;;) {
-    const fd = openSync('/dev/null', 'r');
-    if (fd > high) {
-      closeSync(fd);
-      break;
+kernelOnly("the numbers the kernel gives real fds (the process's table filled with /dev/null up to a maxFd), and real TCP clients that see the refusal", () => {
+  test("an accepted fd the loop cannot watch (beyond its maxFd; select's FD_SETSIZE alike) is closed, counted and told to onRefused, and accepting goes on", async () => {
+    const listener = listen();
+    const CLIENTS = 6;
+    const clients = await connectClients(net.localPort(listener), CLIENTS);
+    const closed = new Set<Client>();
+    for (const c of clients as Socket[]) c.on('end', () => closed.add(c)).on('close', () => closed.add(c)).on('error', () => closed.add(c));
+    const high = Math.max(...openFds());
+    const maxFd = high + 4;
+    const loop = newLoop({ maxFd });
+    // Every fd number up to `high` taken, so that the next ones are high + 1, high + 2, ...: the
+    // first accepted fds are below maxFd (start mode's helper thread may take one for its wake
+    // fd), the others at or beyond it.
+    const fillers: number[] = [];
+    onCleanup(() => fillers.forEach((fd) => closeSync(fd)));
+    for (;;) {
+      const fd = openSync('/dev/null', 'r');
+      if (fd > high) {
+        closeSync(fd);
+        break;
+      }
+      fillers.push(fd);
     }
-    fillers.push(fd);
-  }
-  const errors: string[] = [];
-  const acceptor = new Acceptor(loop, listener, (fd) => accepted.push(fd), { onRefused: (e) => errors.push(`${e.code}: ${e.message}`) });
-  await iterateUntil(loop, () => accepted.length + acceptor.refused === CLIENTS);
-  assert.ok(accepted.length >= 1 && acceptor.refused >= 1, `${accepted.length} handed over, ${acceptor.refused} refused`);
-  assert.ok(accepted.every((fd) => fd < maxFd), `handed over: ${accepted.join(', ')} (maxFd ${maxFd})`);
-  assert.is(errors.length, acceptor.refused);
-  for (const e of errors) assert.match(e, new RegExp(`^ERR_EVPOLL_FD_LIMIT: accepted fd \\d+ is beyond the loop's maxFd \\(${maxFd}\\)$`));
-  assert.equal([acceptor.connections, acceptor.state], [accepted.length, 'watching'], 'a refused connection is not counted as open');
-  await until('the refused clients see their connection closed', () => closed.size === acceptor.refused);
-  // What was handed over is a live connection, and the loop watches it.
-  const got = new Set<number>();
-  for (const fd of accepted) loop.event(fd, EV.READ, (ev) => { if (net.read(ev.fd, new Uint8Array(8)) === 1) got.add(ev.fd); ev.del(); }).add();
-  for (const c of clients) if (!closed.has(c)) c.write('x');
-  await iterateUntil(loop, () => got.size === accepted.length);
+    const errors: string[] = [];
+    const acceptor = new Acceptor(loop, listener, (fd) => accepted.push(fd), { onRefused: (e) => errors.push(`${e.code}: ${e.message}`) });
+    await iterateUntil(loop, () => accepted.length + acceptor.refused === CLIENTS);
+    assert.ok(accepted.length >= 1 && acceptor.refused >= 1, `${accepted.length} handed over, ${acceptor.refused} refused`);
+    assert.ok(accepted.every((fd) => fd < maxFd), `handed over: ${accepted.join(', ')} (maxFd ${maxFd})`);
+    assert.is(errors.length, acceptor.refused);
+    for (const e of errors) assert.match(e, new RegExp(`^ERR_EVPOLL_FD_LIMIT: accepted fd \\d+ is beyond the loop's maxFd \\(${maxFd}\\)$`));
+    assert.equal([acceptor.connections, acceptor.state], [accepted.length, 'watching'], 'a refused connection is not counted as open');
+    await until('the refused clients see their connection closed', () => closed.size === acceptor.refused);
+    // What was handed over is a live connection, and the loop watches it.
+    const got = new Set<number>();
+    for (const fd of accepted) loop.event(fd, EV.READ, (ev) => { if (net.read(ev.fd, new Uint8Array(8)) === 1) got.add(ev.fd); ev.del(); }).add();
+    for (const c of clients) if (!closed.has(c)) c.write('x');
+    await iterateUntil(loop, () => got.size === accepted.length);
+  });
 });
 
 const EXCLUSIVE = mechanisms().find((m) => m.name === MECHANISM)?.supportExclusive === true;

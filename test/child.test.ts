@@ -1,9 +1,11 @@
 // loop.child(): a child's exit through a pidfd, in run() and start() modes.
-import { test } from './harness.js';
+import { kernelOnly, test } from './harness.js';
 import * as assert from 'uvu/assert';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EV, type ChildExit, type EventLoop } from '../src/index.js';
 import { MODE, newLoop, iterate, iterateUntil, throwsCode, openFds } from './helpers.js';
+
+kernelOnly('child processes, through pidfds and SIGCHLD');
 
 const LIMIT_MS = 10_000;
 

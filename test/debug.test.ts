@@ -1,11 +1,13 @@
 // NODE_DEBUG=evpoll: each kind of line the README lists, read from the stderr of a child process
 // (util.debuglog reads NODE_DEBUG once, at start-up), and nothing at all when it is unset.
-import { test } from './harness.js';
+import { kernelOnly, test } from './harness.js';
 import * as assert from 'uvu/assert';
 import { realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from '../src/paths.js';
 import { MECHANISM, MODE, addonPath, runChild } from './helpers.js';
+
+kernelOnly('NODE_DEBUG lines of the native backends, read from real child processes');
 
 const M = MECHANISM;
 const helperThread = M !== 'epoll'; // integrated mode: poll and select wait on a helper thread

@@ -2,7 +2,7 @@
 // in integrated mode whatever EVPOLL_MODE says, on the mechanism under test (EVPOLL_MECHANISM,
 // which the Epoll follows by default). Waits are for callbacks, bounded (until()); "did not fire"
 // is shown by a later callback of a sentinel fd on the same Epoll.
-import { test } from './harness.js';
+import { kernelOnly, test } from './harness.js';
 import * as assert from 'uvu/assert';
 import { closeSync, openSync } from 'node:fs';
 import { join } from 'node:path';
@@ -14,6 +14,8 @@ import { packageRoot } from '../src/paths.js';
 import { onCleanup } from './harness.js';
 import { MECHANISM, pipe, socketpair, close, drain, writeByte, throwsCode, until, runChild, exposedGc, sleep } from './helpers.js';
 import { tcpPair } from './tcp-helpers.js';
+
+kernelOnly("evpoll/epoll drives its loop in integrated mode (start()), on Node's real event loop");
 
 const { EPOLLIN, EPOLLOUT, EPOLLPRI, EPOLLERR, EPOLLHUP, EPOLLRDHUP, EPOLLET, EPOLLONESHOT } = Epoll;
 

@@ -1,5 +1,5 @@
 // Bad input throws at the call that received it and leaves the loop usable.
-import { onCleanup, test } from './harness.js';
+import { kernelOnly, onCleanup, test } from './harness.js';
 import * as assert from 'uvu/assert';
 import { openSync, closeSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -7,7 +7,11 @@ import { join } from 'node:path';
 import { EV, Event, EvpollError, type EventLoop } from '../src/index.js';
 import { addon } from '../src/native.js';
 import { EBADF } from '../src/net.js';
-import { newLoop, iterate, iterateExpecting, pipe, writeByte, drain, close, throwsCode, openFds, noop } from './helpers.js';
+import { VIRTUAL_FD_BASE } from '../src/virtual.js';
+import { newLoop, iterate, iterateExpecting, pipe, writeByte, drain, close, throwsCode, openFds, noop, SIMULATION } from './helpers.js';
+
+/** Where fd numbers start: on 'sim' a loop watches virtual fds, numbered from VIRTUAL_FD_BASE. */
+const FD0 = SIMULATION ? VIRTUAL_FD_BASE : 0;
 
 
 /** The loop still dispatches, and `survivor` (registered before the error) still fires. */
@@ -91,44 +95,54 @@ test('new Event(...) is held to the checks of loop.event() and loop.timer()', as
 test('an fd that is not open: EBADF in Node\'s SystemError shape at add()', async () => {
   const loop = newLoop();
   const survivor = withSurvivor(loop);
-  const fds = openFds();
   let bad = 100;
-  while (fds.includes(bad)) bad++;
+  if (SIMULATION) {
+    // A virtual fd that was open and is not any more (real fd numbers are refused on 'sim').
+    const [r, w] = pipe();
+    close(r);
+    close(w);
+    bad = r;
+  } else {
+    const fds = openFds();
+    while (fds.includes(bad)) bad++;
+  }
   const ev = loop.event(bad, EV.READ, noop);
   const err = throwsCode(() => ev.add(), 'EBADF');
   assert.is(err.errno, EBADF);
-  assert.is(err.syscall, loop.mechanism === 'epoll' ? 'epoll_ctl' : 'fcntl');
+  assert.is(err.syscall, ({ epoll: 'epoll_ctl', sim: 'sim_ctl' } as Record<string, string>)[loop.mechanism] ?? 'fcntl');
   assert.match(err.message, /^EBADF: bad file descriptor, /);
   assert.is(ev.pending, false);
   await stillWorks(loop, survivor);
   loop.close();
 });
 
-test('a regular file: EPERM on epoll; always ready elsewhere', async () => {
-  const loop = newLoop();
-  const survivor = withSurvivor(loop);
-  const dir = mkdtempSync(join(tmpdir(), 'evpoll-'));
-  onCleanup(() => rmSync(dir, { recursive: true, force: true }));
-  writeFileSync(join(dir, 'f'), 'x');
-  const fd = openSync(join(dir, 'f'), 'r');
-  try {
-    let n = 0;
-    const ev = loop.event(fd, EV.READ, () => n++);
-    if (loop.mechanism === 'epoll') {
-      const err = throwsCode(() => ev.add(), 'EPERM');
-      assert.is(err.syscall, 'epoll_ctl');
-      assert.is(ev.pending, false);
-    } else {
-      ev.add();
-      await iterate(loop, 0);
-      assert.is(n, 1);
-      ev.del();
+kernelOnly('a regular file (fs.openSync): the simulation has no files', () => {
+  test('a regular file: EPERM on epoll; always ready elsewhere', async () => {
+    const loop = newLoop();
+    const survivor = withSurvivor(loop);
+    const dir = mkdtempSync(join(tmpdir(), 'evpoll-'));
+    onCleanup(() => rmSync(dir, { recursive: true, force: true }));
+    writeFileSync(join(dir, 'f'), 'x');
+    const fd = openSync(join(dir, 'f'), 'r');
+    try {
+      let n = 0;
+      const ev = loop.event(fd, EV.READ, () => n++);
+      if (loop.mechanism === 'epoll') {
+        const err = throwsCode(() => ev.add(), 'EPERM');
+        assert.is(err.syscall, 'epoll_ctl');
+        assert.is(ev.pending, false);
+      } else {
+        ev.add();
+        await iterate(loop, 0);
+        assert.is(n, 1);
+        ev.del();
+      }
+      await stillWorks(loop, survivor);
+    } finally {
+      closeSync(fd);
     }
-    await stillWorks(loop, survivor);
-  } finally {
-    closeSync(fd);
-  }
-  loop.close();
+    loop.close();
+  });
 });
 
 test('a second event on an fd closed behind the loop\'s back is refused with EBADF, the first kept', async () => {
@@ -153,21 +167,21 @@ test('select refuses fd >= FD_SETSIZE naming it and another mechanism; every bac
     assert.match(err.message, /'epoll' or 'poll'/);
   } else {
     // Beyond FD_SETSIZE is fine here: the refusal is the OS's (the fd is not open).
-    throwsCode(() => loop.event(addon.FD_SETSIZE + 10, EV.READ, noop).add(), 'EBADF');
+    throwsCode(() => loop.event(FD0 + addon.FD_SETSIZE + 10, EV.READ, noop).add(), 'EBADF');
   }
   await stillWorks(loop, survivor);
   loop.close();
 
   const limited = newLoop({ maxFd: 512 });
   const survivor2 = withSurvivor(limited);
-  const err = throwsCode(() => limited.event(600, EV.READ, noop).add(), 'ERR_EVPOLL_FD_LIMIT');
+  const err = throwsCode(() => limited.event(FD0 + 600, EV.READ, noop).add(), 'ERR_EVPOLL_FD_LIMIT');
   assert.match(err.message, /maxFd \(512\)/);
   await stillWorks(limited, survivor2);
   limited.close();
 
   const small = newLoop({ maxFd: 8 });
   const [r] = pipe();
-  throwsCode(() => small.event(Math.max(r, 8), EV.READ, noop).add(), 'ERR_EVPOLL_FD_LIMIT');
+  throwsCode(() => small.event(Math.max(r, FD0 + 8), EV.READ, noop).add(), 'ERR_EVPOLL_FD_LIMIT');
   small.close();
 });
 

@@ -6,13 +6,15 @@
 //
 // The server drives both modes itself (master: start(), workers: run()), so this file runs
 // once per mechanism, in the run pass only: a suite of its own (see server.test.ts's end).
-import { suite } from './harness.js';
+import { kernelOnly, suite } from './harness.js';
 import * as assert from 'uvu/assert';
 import http from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { MODE, sleep, until, eventually } from './helpers.js';
 import { Server, gone, keepRequesting, stopLoads } from './server-helpers.js';
+
+kernelOnly('a real server: child processes killed with SIGKILL, real TCP and HTTP clients');
 
 const test = suite('faults');
 

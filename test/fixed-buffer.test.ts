@@ -3,7 +3,7 @@
 // that leave the buffer usable; native functions that refuse bad arguments on their own;
 // memory that lives as long as its ArrayBuffer and is then freed (the addon counts the bytes
 // it holds: fixedBytes()).
-import { test } from './harness.js';
+import { kernelOnly, test } from './harness.js';
 import * as assert from 'uvu/assert';
 import { Worker, MessageChannel } from 'node:worker_threads';
 import * as net from '../src/net.js';
@@ -142,46 +142,48 @@ test('bad arguments throw ERR_EVPOLL_INVALID_ARG and leave the buffer usable', (
   assert.equal([...io.bytes], [5, 6, 7, 0, 0, 5, 6, 7]);
 });
 
-test('the native functions refuse what reaches outside the memory, whatever JS passed (TypeError, RangeError)', () => {
-  // The JS wrapper refuses anything but exact integers in range; the native side converts as
-  // ToInt32 does, and whatever that gives, never touches memory outside the ArrayBuffer.
-  const memory = raw.fixedBuffer(8);
-  const read = (...args: unknown[]) => raw.fixedRead(memory, ...args);
-  const write = (...args: unknown[]) => raw.fixedWrite(memory, ...args);
-  const [r, w] = socketpair();
-  for (const [op, native] of [[read, raw.fixedRead], [write, raw.fixedWrite]] as const) {
-    const fd = op === read ? r : w;
-    for (const args of [[], [fd], [fd, 0], ['3', 0, 1], [fd, '0', 1], [fd, 0, '1'], [fd, undefined, 1], [fd, 0, null], [{}, 0, 1], [fd, 0n, 1]]) {
-      assert.throws(() => op(...args), (e: Error) => e instanceof TypeError, `${native.name}(memory, ${args.map(String).join(', ')})`);
+kernelOnly("the addon's own fixedRead/fixedWrite, called directly: read(2) and write(2) on real fds", () => {
+  test('the native functions refuse what reaches outside the memory, whatever JS passed (TypeError, RangeError)', () => {
+    // The JS wrapper refuses anything but exact integers in range; the native side converts as
+    // ToInt32 does, and whatever that gives, never touches memory outside the ArrayBuffer.
+    const memory = raw.fixedBuffer(8);
+    const read = (...args: unknown[]) => raw.fixedRead(memory, ...args);
+    const write = (...args: unknown[]) => raw.fixedWrite(memory, ...args);
+    const [r, w] = socketpair();
+    for (const [op, native] of [[read, raw.fixedRead], [write, raw.fixedWrite]] as const) {
+      const fd = op === read ? r : w;
+      for (const args of [[], [fd], [fd, 0], ['3', 0, 1], [fd, '0', 1], [fd, 0, '1'], [fd, undefined, 1], [fd, 0, null], [{}, 0, 1], [fd, 0n, 1]]) {
+        assert.throws(() => op(...args), (e: Error) => e instanceof TypeError, `${native.name}(memory, ${args.map(String).join(', ')})`);
+      }
+      // The memory must be an ArrayBuffer; any will do, within its own bounds.
+      for (const bad of [undefined, null, 8, new Uint8Array(8), new DataView(new ArrayBuffer(8)), {}, new SharedArrayBuffer(8)]) {
+        assert.throws(() => native(bad, fd, 0, 1), (e: Error) => e instanceof TypeError, `${native.name}(${String(bad)}, ...)`);
+      }
+      assert.throws(() => native(new ArrayBuffer(2), fd, 1, 2), (e: Error) => e instanceof RangeError, 'the bounds are the ArrayBuffer\'s own');
+      for (const args of [
+        [fd, -1, 1], [fd, 0, -1], [fd, 9, 0], [fd, 0, 9], [fd, 8, 1], [fd, 4, 5], [fd, 2 ** 31 - 1, 2], [fd, 1, 2 ** 31 - 1],
+        [fd, 2 ** 31, 0], [fd, 0, 2 ** 31], [fd, 2 ** 32 - 1, 1], [fd, 0, -(2 ** 31)], [fd, 2 ** 32 + 9, 0], [fd, -1.5, 1],
+      ]) {
+        assert.throws(() => op(...args), (e: Error) => e instanceof RangeError, `${native.name}(memory, ${args.join(', ')})`);
+      }
     }
-    // The memory must be an ArrayBuffer; any will do, within its own bounds.
-    for (const bad of [undefined, null, 8, new Uint8Array(8), new DataView(new ArrayBuffer(8)), {}, new SharedArrayBuffer(8)]) {
-      assert.throws(() => native(bad, fd, 0, 1), (e: Error) => e instanceof TypeError, `${native.name}(${String(bad)}, ...)`);
-    }
-    assert.throws(() => native(new ArrayBuffer(2), fd, 1, 2), (e: Error) => e instanceof RangeError, 'the bounds are the ArrayBuffer\'s own');
-    for (const args of [
-      [fd, -1, 1], [fd, 0, -1], [fd, 9, 0], [fd, 0, 9], [fd, 8, 1], [fd, 4, 5], [fd, 2 ** 31 - 1, 2], [fd, 1, 2 ** 31 - 1],
-      [fd, 2 ** 31, 0], [fd, 0, 2 ** 31], [fd, 2 ** 32 - 1, 1], [fd, 0, -(2 ** 31)], [fd, 2 ** 32 + 9, 0], [fd, -1.5, 1],
-    ]) {
-      assert.throws(() => op(...args), (e: Error) => e instanceof RangeError, `${native.name}(memory, ${args.join(', ')})`);
-    }
-  }
-  // Converted, then inside the buffer: harmless (ToInt32(2**32 + 2) is 2, of 1.5 is 1, of NaN 0).
-  new Uint8Array(memory).set([1, 2, 3, 4]);
-  assert.is(write(w, 2 ** 32 + 2, 1.5), 1);
-  assert.is(write(w, NaN, Infinity), 0);
-  assert.is(read(r, 7.9, 2 ** 32 + 1), 1);
-  assert.is(new Uint8Array(memory)[7], 3);
-  assert.is(read(2 ** 32 + r, 0, 8), EAGAIN, 'an fd converted as an int32 too');
-  assert.is(read(-1, 0, 1), EBADF);
-  for (const size of [0, -1, 1.5, 2 ** 31, NaN, Infinity]) assert.throws(() => raw.fixedBuffer(size), (e: Error) => e instanceof RangeError, `size ${size}`);
-  for (const size of ['8', undefined, {}]) assert.throws(() => raw.fixedBuffer(size), (e: Error) => e instanceof TypeError, `size ${String(size)}`);
-  // Extra arguments are ignored; -0 is 0.
-  assert.is(write(w, 0, 3, 'extra'), 3);
-  assert.is(read(r, -0, 8), 3);
-  assert.equal([...new Uint8Array(memory)], [1, 2, 3, 4, 0, 0, 0, 3]);
-  assert.is(raw.fixedRead.name, 'fixedRead');
-  assert.is(raw.fixedWrite.name, 'fixedWrite');
+    // Converted, then inside the buffer: harmless (ToInt32(2**32 + 2) is 2, of 1.5 is 1, of NaN 0).
+    new Uint8Array(memory).set([1, 2, 3, 4]);
+    assert.is(write(w, 2 ** 32 + 2, 1.5), 1);
+    assert.is(write(w, NaN, Infinity), 0);
+    assert.is(read(r, 7.9, 2 ** 32 + 1), 1);
+    assert.is(new Uint8Array(memory)[7], 3);
+    assert.is(read(2 ** 32 + r, 0, 8), EAGAIN, 'an fd converted as an int32 too');
+    assert.is(read(-1, 0, 1), EBADF);
+    for (const size of [0, -1, 1.5, 2 ** 31, NaN, Infinity]) assert.throws(() => raw.fixedBuffer(size), (e: Error) => e instanceof RangeError, `size ${size}`);
+    for (const size of ['8', undefined, {}]) assert.throws(() => raw.fixedBuffer(size), (e: Error) => e instanceof TypeError, `size ${String(size)}`);
+    // Extra arguments are ignored; -0 is 0.
+    assert.is(write(w, 0, 3, 'extra'), 3);
+    assert.is(read(r, -0, 8), 3);
+    assert.equal([...new Uint8Array(memory)], [1, 2, 3, 4, 0, 0, 0, 3]);
+    assert.is(raw.fixedRead.name, 'fixedRead');
+    assert.is(raw.fixedWrite.name, 'fixedWrite');
+  });
 });
 
 test('the ArrayBuffer cannot be transferred away: structuredClone, postMessage and a Worker get copies; the buffer keeps working', async () => {
@@ -269,33 +271,35 @@ console.log(JSON.stringify(out));
   assert.ok(out.detached[2] === 'none' || detachedError.test(out.detached[2]), out.detached[2]);
 });
 
-test('lifetime: the memory lives while its ArrayBuffer does (kept through `bytes` alone), and is freed when it is collected', async () => {
-  const base = await quiesce();
-  const keep: { bytes: Uint8Array | null; io: WeakRef<net.FixedBuffer> | null } = { bytes: null, io: null };
-  (() => {
-    const io = new net.FixedBuffer(MiB);
-    io.bytes.fill(0x61);
-    keep.bytes = io.bytes;
-    keep.io = new WeakRef(io);
-  })();
-  assert.is(raw.fixedBytes() - base, MiB);
-  // The FixedBuffer is garbage: collect it. (deref() keeps its target alive until the end of
-  // the job that called it: gc() only after a turn.)
-  for (let i = 0; i < 100; i++) {
-    await new Promise((resolve) => setImmediate(resolve));
-    gc();
-    await new Promise((resolve) => setImmediate(resolve));
-    if (keep.io!.deref() === undefined) break;
-  }
-  assert.is(keep.io!.deref(), undefined, 'the FixedBuffer was collected');
-  await quiesce();
-  assert.is(raw.fixedBytes() - base, MiB, 'held by the ArrayBuffer under bytes');
-  const [r, w] = pipe();
-  assert.is(raw.fixedWrite(keep.bytes!.buffer, w, MiB - 3, 3), 3, 'still live memory');
-  assert.is(raw.fixedRead(keep.bytes!.buffer, r, 0, 3), 3);
-  assert.equal([...keep.bytes!.subarray(0, 3)], [0x61, 0x61, 0x61]);
-  keep.bytes = null;
-  assert.is((await settle(base)) - base, 0, 'freed');
+kernelOnly("the addon's own fixedRead/fixedWrite, called directly: read(2) and write(2) on real fds", () => {
+  test('lifetime: the memory lives while its ArrayBuffer does (kept through `bytes` alone), and is freed when it is collected', async () => {
+    const base = await quiesce();
+    const keep: { bytes: Uint8Array | null; io: WeakRef<net.FixedBuffer> | null } = { bytes: null, io: null };
+    (() => {
+      const io = new net.FixedBuffer(MiB);
+      io.bytes.fill(0x61);
+      keep.bytes = io.bytes;
+      keep.io = new WeakRef(io);
+    })();
+    assert.is(raw.fixedBytes() - base, MiB);
+    // The FixedBuffer is garbage: collect it. (deref() keeps its target alive until the end of
+    // the job that called it: gc() only after a turn.)
+    for (let i = 0; i < 100; i++) {
+      await new Promise((resolve) => setImmediate(resolve));
+      gc();
+      await new Promise((resolve) => setImmediate(resolve));
+      if (keep.io!.deref() === undefined) break;
+    }
+    assert.is(keep.io!.deref(), undefined, 'the FixedBuffer was collected');
+    await quiesce();
+    assert.is(raw.fixedBytes() - base, MiB, 'held by the ArrayBuffer under bytes');
+    const [r, w] = pipe();
+    assert.is(raw.fixedWrite(keep.bytes!.buffer, w, MiB - 3, 3), 3, 'still live memory');
+    assert.is(raw.fixedRead(keep.bytes!.buffer, r, 0, 3), 3);
+    assert.equal([...keep.bytes!.subarray(0, 3)], [0x61, 0x61, 0x61]);
+    keep.bytes = null;
+    assert.is((await settle(base)) - base, 0, 'freed');
+  });
 });
 
 test('many FixedBuffers made and dropped: the bytes come back, RSS stays flat', async () => {
@@ -331,28 +335,30 @@ test('many FixedBuffers made and dropped: the bytes come back, RSS stays flat', 
   if (RSS_BOUNDED) assert.ok(end - warm < peak + 32 * MiB, `RSS grew by ${((end - warm) / MiB).toFixed(1)} MiB`);
 });
 
-test('a worker_thread that exits with FixedBuffers alive frees them (env teardown)', async () => {
-  const base = await quiesce();
-  for (let round = 0; round < 3; round++) {
-    const worker = new Worker(`
-      const { parentPort } = require('node:worker_threads');
-      const addon = require(${JSON.stringify(addonPath())});
-      const keep = [];
-      for (let i = 0; i < 8; i++) keep.push(addon.fixedBuffer(${MiB}));
-      const memory = keep[0];
-      const [r, w] = addon.pipe();
-      new Uint8Array(memory)[0] = 42;
-      addon.fixedWrite(memory, w, 0, 1);
-      addon.fixedRead(memory, r, 1, 1);
-      addon.close(r); addon.close(w);
-      globalThis.keep = keep;
-      parentPort.postMessage(new Uint8Array(memory)[1]);
-    `, { eval: true });
-    const got = await new Promise((resolve, reject) => worker.once('message', resolve).once('error', reject));
-    assert.is(got, 42);
-    await new Promise((resolve) => worker.once('exit', resolve));
-  }
-  assert.is((await settle(base)) - base, 0, 'freed with the worker');
+kernelOnly('worker_threads: the addon loaded in a thread, on real fds, freed at its env teardown', () => {
+  test('a worker_thread that exits with FixedBuffers alive frees them (env teardown)', async () => {
+    const base = await quiesce();
+    for (let round = 0; round < 3; round++) {
+      const worker = new Worker(`
+        const { parentPort } = require('node:worker_threads');
+        const addon = require(${JSON.stringify(addonPath())});
+        const keep = [];
+        for (let i = 0; i < 8; i++) keep.push(addon.fixedBuffer(${MiB}));
+        const memory = keep[0];
+        const [r, w] = addon.pipe();
+        new Uint8Array(memory)[0] = 42;
+        addon.fixedWrite(memory, w, 0, 1);
+        addon.fixedRead(memory, r, 1, 1);
+        addon.close(r); addon.close(w);
+        globalThis.keep = keep;
+        parentPort.postMessage(new Uint8Array(memory)[1]);
+      `, { eval: true });
+      const got = await new Promise((resolve, reject) => worker.once('message', resolve).once('error', reject));
+      assert.is(got, 42);
+      await new Promise((resolve) => worker.once('exit', resolve));
+    }
+    assert.is((await settle(base)) - base, 0, 'freed with the worker');
+  });
 });
 
 test.run();

@@ -101,6 +101,13 @@ export function suite(name?: string): uvu.Test {
   }) as uvu.Test;
   Object.assign(wrapped, base);
   wrapped.only = (testName, handler) => base.only(testName, tracked(testName, handler));
+  // Hooks registered while kernelOnly() is in effect serve its tests (a server started for them):
+  // on 'sim' they are left out with them. uvu runs before/after hooks even when every test is skipped.
+  const kernelHook = (register: (hook: uvu.Callback) => void) => (hook: uvu.Callback) => {
+    if (!(SIM && kernelReason !== undefined)) register(hook);
+  };
+  wrapped.before = Object.assign(kernelHook(base.before), { each: kernelHook(base.before.each) });
+  wrapped.after = Object.assign(kernelHook(base.after), { each: kernelHook(base.after.each) });
   return wrapped;
 }
 

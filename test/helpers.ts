@@ -24,6 +24,13 @@ export const MODE = process.env.EVPOLL_MODE ?? 'run';
 export const SIMULATION = MECHANISM === 'sim' ? Simulation.install({ seed: Number(process.env.EVPOLL_SIM_SEED ?? 1) }) : undefined;
 
 /**
+ * The clock loops on the mechanism under test run on, in ms: performance.now(), or on 'sim' the
+ * simulation's virtual one, which moves only as loops wait (real time passes, it does not).
+ * For a test that measures how long a loop waited, or when a timer fired.
+ */
+export const loopNow = (): number => (SIMULATION ? SIMULATION.now() : performance.now());
+
+/**
  * A loop on the mechanism under test, closed after the test if the test has not closed it: a
  * failed assertion must not leave it started (keeping the process alive) or watching signals.
  */

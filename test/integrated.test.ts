@@ -1,10 +1,12 @@
 // Integrated mode: loop.start() rides on Node's event loop.
-import { onCleanup, test } from './harness.js';
+import { kernelOnly, onCleanup, test } from './harness.js';
 import * as assert from 'uvu/assert';
 import { Socket } from 'node:net';
 import { EV } from '../src/index.js';
 import * as net from '../src/net.js';
 import { newLoop, pipe, writeByte, drain, sleep, until, throwsCode, runChild } from './helpers.js';
+
+kernelOnly("integrated mode: loop.start() rides on Node's real event loop");
 
 /**
  * The most batches one wake-up of a started loop runs before Node's loop gets a turn again

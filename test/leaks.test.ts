@@ -4,7 +4,7 @@
 // a warm-up, and keep RSS bounded.
 //
 // The core's memory is what loop.stats() reports as coreBytes.
-import { test } from './harness.js';
+import { kernelOnly, test } from './harness.js';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
@@ -13,7 +13,10 @@ import { runInNewContext } from 'node:vm';
 import { EV, type EventLoop } from '../src/index.js';
 import { Acceptor } from '../src/acceptor.js';
 import * as net from '../src/net.js';
-import { MODE, newLoop, iterate, iterateUntil, openFds, writeByte, drain, killOnCleanup } from './helpers.js';
+import { MODE, SIMULATION, newLoop, iterate, iterateUntil, openFds as openRealFds, writeByte, drain, killOnCleanup } from './helpers.js';
+
+/** The fds the churn opens and closes: the process's, or on 'sim' the simulation's virtual ones. */
+const openFds = (): number[] => (SIMULATION ? SIMULATION.openFds() : openRealFds());
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -176,84 +179,88 @@ function next() {
 for (let i = 0; i < concurrency; i++) next();
 `;
 
-test('10,000 connections accepted, answered and closed: fds back where they started', async () => {
-  const TOTAL = 10_000;
-  const loop = newLoop();
-  const fdsBefore = openFds();
-  const listener = net.listen('127.0.0.1', 0, { backlog: 1024 });
-  const answer = new TextEncoder().encode('ok');
-  const buf = new Uint8Array(64);
-  let closed = 0;
-  const acceptor = new Acceptor(loop, listener, (fd) => {
-    const ev = loop.event(fd, EV.READ, () => {
-      const n = net.read(fd, buf);
-      if (n === net.EAGAIN) return;
-      if (n > 0) net.write(fd, answer);
-      ev.del();
-      net.close(fd);
-      closed++;
-    }).add();
+kernelOnly('real TCP clients in a child process', () => {
+  test('10,000 connections accepted, answered and closed: fds back where they started', async () => {
+    const TOTAL = 10_000;
+    const loop = newLoop();
+    const fdsBefore = openFds();
+    const listener = net.listen('127.0.0.1', 0, { backlog: 1024 });
+    const answer = new TextEncoder().encode('ok');
+    const buf = new Uint8Array(64);
+    let closed = 0;
+    const acceptor = new Acceptor(loop, listener, (fd) => {
+      const ev = loop.event(fd, EV.READ, () => {
+        const n = net.read(fd, buf);
+        if (n === net.EAGAIN) return;
+        if (n > 0) net.write(fd, answer);
+        ev.del();
+        net.close(fd);
+        closed++;
+      }).add();
+    });
+    const client = killOnCleanup(spawn(process.execPath, ['-e', CLIENT, String(net.localPort(listener)), String(TOTAL), '32'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, FORCE_COLOR: undefined },
+    }));
+    let out = '';
+    client.stdout.setEncoding('utf8').on('data', (d) => { out += d; });
+    const exited = new Promise<number | null>((resolve) => client.on('exit', resolve));
+    let done = false;
+    exited.then(() => { done = true; });
+    const start = performance.now();
+    let warm: { core: number; rss: number } | undefined;
+    await iterateUntil(loop, () => {
+      if (!warm && closed >= 1000) warm = { core: loop.stats().coreBytes, rss: process.memoryUsage().rss };
+      return done && closed === TOTAL;
+    }, 60_000);
+    const ms = performance.now() - start;
+    assert.is(await exited, 0);
+    assert.equal(JSON.parse(out), { ok: TOTAL, errors: 0 });
+    const end = { core: await coreMemory(loop), rss: rss() };
+    report(`${TOTAL} connections in ${Math.round(ms)} ms: core ${fmt(warm!.core)} -> ${fmt(end.core)}, rss ${fmt(warm!.rss)} -> ${fmt(end.rss)}`);
+    acceptor.close();
+    net.close(listener);
+    noNewFds(fdsBefore, 'every accepted fd closed, and nothing else left open');
+    assert.ok(end.core <= warm!.core, 'the core\'s memory stopped growing after 1,000 connections');
+    assertRssBound(end.rss - warm!.rss, 24 * MiB, 'over 9,000 connections');
+    loop.close();
   });
-  const client = killOnCleanup(spawn(process.execPath, ['-e', CLIENT, String(net.localPort(listener)), String(TOTAL), '32'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, FORCE_COLOR: undefined },
-  }));
-  let out = '';
-  client.stdout.setEncoding('utf8').on('data', (d) => { out += d; });
-  const exited = new Promise<number | null>((resolve) => client.on('exit', resolve));
-  let done = false;
-  exited.then(() => { done = true; });
-  const start = performance.now();
-  let warm: { core: number; rss: number } | undefined;
-  await iterateUntil(loop, () => {
-    if (!warm && closed >= 1000) warm = { core: loop.stats().coreBytes, rss: process.memoryUsage().rss };
-    return done && closed === TOTAL;
-  }, 60_000);
-  const ms = performance.now() - start;
-  assert.is(await exited, 0);
-  assert.equal(JSON.parse(out), { ok: TOTAL, errors: 0 });
-  const end = { core: await coreMemory(loop), rss: rss() };
-  report(`${TOTAL} connections in ${Math.round(ms)} ms: core ${fmt(warm!.core)} -> ${fmt(end.core)}, rss ${fmt(warm!.rss)} -> ${fmt(end.rss)}`);
-  acceptor.close();
-  net.close(listener);
-  noNewFds(fdsBefore, 'every accepted fd closed, and nothing else left open');
-  assert.ok(end.core <= warm!.core, 'the core\'s memory stopped growing after 1,000 connections');
-  assertRssBound(end.rss - warm!.rss, 24 * MiB, 'over 9,000 connections');
-  loop.close();
 });
 
-test('1,000 loops created, used and closed: fds and threads back, RSS bounded', async () => {
-  const [r, w] = net.pipe();
-  const once = async () => {
-    const loop = newLoop();
-    let fired = 0;
-    loop.event(r, EV.READ, () => fired++).add();
-    loop.timer(EV.PERSIST, () => {}).add(1000);
-    loop.signal('SIGUSR2', () => {});
-    writeByte(w);
-    await iterateUntil(loop, () => fired === 1); // start mode: start(), a batch, stop() (poll, select: a helper thread)
-    if (MODE === 'start') loop.start();
-    loop.close();
-    drain(r);
-  };
-  // The first signal watched opens, once per process, the private libuv loop that keeps
-  // libuv's handlers installed (signals.cc): part of the warm-up.
-  for (let i = 0; i < 100; i++) await once();
-  await new Promise((resolve) => setTimeout(resolve, 20));
-  const fdsBefore = openFds();
-  const threadsBefore = threads();
-  const warm = rss();
-  const start = performance.now();
-  for (let i = 0; i < 900; i++) await once();
-  const ms = performance.now() - start;
-  await new Promise((resolve) => setTimeout(resolve, 20)); // uv_close callbacks of started loops
-  const end = rss();
-  report(`900 loops in ${Math.round(ms)} ms: rss ${fmt(warm)} -> ${fmt(end)}`);
-  net.close(r);
-  net.close(w);
-  noNewFds(fdsBefore, 'no loop left an fd open');
-  assert.is(threads(), threadsBefore, 'no helper thread left running');
-  assertRssBound(end - warm, 32 * MiB, 'over 900 loops');
+kernelOnly("the loops' own fds and helper threads, and their signal watchers", () => {
+  test('1,000 loops created, used and closed: fds and threads back, RSS bounded', async () => {
+    const [r, w] = net.pipe();
+    const once = async () => {
+      const loop = newLoop();
+      let fired = 0;
+      loop.event(r, EV.READ, () => fired++).add();
+      loop.timer(EV.PERSIST, () => {}).add(1000);
+      loop.signal('SIGUSR2', () => {});
+      writeByte(w);
+      await iterateUntil(loop, () => fired === 1); // start mode: start(), a batch, stop() (poll, select: a helper thread)
+      if (MODE === 'start') loop.start();
+      loop.close();
+      drain(r);
+    };
+    // The first signal watched opens, once per process, the private libuv loop that keeps
+    // libuv's handlers installed (signals.cc): part of the warm-up.
+    for (let i = 0; i < 100; i++) await once();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const fdsBefore = openFds();
+    const threadsBefore = threads();
+    const warm = rss();
+    const start = performance.now();
+    for (let i = 0; i < 900; i++) await once();
+    const ms = performance.now() - start;
+    await new Promise((resolve) => setTimeout(resolve, 20)); // uv_close callbacks of started loops
+    const end = rss();
+    report(`900 loops in ${Math.round(ms)} ms: rss ${fmt(warm)} -> ${fmt(end)}`);
+    net.close(r);
+    net.close(w);
+    noNewFds(fdsBefore, 'no loop left an fd open');
+    assert.is(threads(), threadsBefore, 'no helper thread left running');
+    assertRssBound(end - warm, 32 * MiB, 'over 900 loops');
+  });
 });
 
 test.run();

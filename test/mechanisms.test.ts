@@ -3,7 +3,9 @@ import * as assert from 'uvu/assert';
 import { readdirSync, readFileSync } from 'node:fs';
 import { EV, EventLoop, EvpollError, mechanisms, type Mechanism } from '../src/index.js';
 import { addon } from '../src/native.js';
-import { MECHANISM, openFds, throwsCode } from './helpers.js';
+import { VIRTUAL_FD_BASE } from '../src/virtual.js';
+import * as net from '../src/net.js';
+import { MECHANISM, SIMULATION, openFds, throwsCode } from './helpers.js';
 
 test('mechanisms() lists epoll, poll, select first, in preference order', () => {
   const list = mechanisms();
@@ -28,6 +30,8 @@ const EXPECTED: Mechanism[] = [
   { name: 'kqueue', supportEdgeTrigger: true, available: false, supportExclusive: false, fdLimit: null, helperThread: false, syscalls: { add: 'kevent', wait: 'kevent' } },
   { name: '/dev/poll', supportEdgeTrigger: false, available: false, supportExclusive: false, fdLimit: null, helperThread: false, syscalls: { add: 'write', wait: 'ioctl' } },
   { name: 'port', supportEdgeTrigger: false, available: false, supportExclusive: false, fdLimit: null, helperThread: false, syscalls: { add: 'port_associate', wait: 'port_getn' } },
+  // evpoll/sim's: always listed, available while a Simulation is installed (the 'sim' suite's).
+  { name: 'sim', supportEdgeTrigger: true, available: SIMULATION !== undefined, supportExclusive: false, fdLimit: null, helperThread: false, syscalls: { add: 'sim_ctl', wait: 'sim_wait' } },
 ];
 
 test('mechanisms() reports each backend\'s capabilities: exclusive wake-ups, fd limit, helper thread, syscall names', () => {
@@ -53,20 +57,33 @@ test('the loop agrees with what mechanisms() reports for its mechanism', () => {
   try {
     assert.is(loop.supportEdgeTrigger, m.supportEdgeTrigger);
     assert.is(loop.supportExclusive, m.supportExclusive);
-    // add() of an fd that is not open names syscalls.add.
-    const fds = openFds();
+    // add() of an fd that is not open names syscalls.add. On 'sim' the loop takes virtual fds
+    // only, numbered from VIRTUAL_FD_BASE: a closed one, and the limit counted from there.
+    const fds = SIMULATION ? SIMULATION.openFds() : openFds();
+    const fd0 = SIMULATION ? VIRTUAL_FD_BASE : 0;
     let bad = 100;
+    if (SIMULATION) {
+      const [r, w] = net.pipe();
+      net.close(r);
+      net.close(w);
+      bad = r;
+    }
     while (fds.includes(bad)) bad++;
     const err = throwsCode(() => loop.event(bad, EV.READ, () => {}).add(), 'EBADF');
     assert.is(err.syscall, m.syscalls.add);
     // fdLimit: refused by the loop itself; with none, fd 1024 is as good as any (the OS refuses it: not open).
-    const high = m.fdLimit ?? addon.FD_SETSIZE;
+    const high = fd0 + (m.fdLimit ?? addon.FD_SETSIZE);
     assert.ok(!fds.includes(high));
     throwsCode(() => loop.event(high, EV.READ, () => {}).add(), m.fdLimit === null ? 'EBADF' : 'ERR_EVPOLL_FD_LIMIT');
     // helperThread: start() makes one (named in integrate.cc) exactly when reported.
     const helpers = () => readdirSync('/proc/self/task').filter((t) => readFileSync(`/proc/self/task/${t}/comm`, 'utf8').trim() === 'evpoll-wait').length;
     assert.is(helpers(), 0);
-    loop.start();
+    if (SIMULATION) {
+      // 'sim' has no integrated mode (start() refuses it), so no helper thread either.
+      throwsCode(() => loop.start(), 'ERR_EVPOLL_SIM_UNSUPPORTED');
+    } else {
+      loop.start();
+    }
     assert.is(helpers(), m.helperThread ? 1 : 0);
   } finally {
     loop.close();
@@ -76,7 +93,7 @@ test('the loop agrees with what mechanisms() reports for its mechanism', () => {
 test('the mechanism name matches case-insensitively and is reported by the loop', () => {
   const loop = new EventLoop({ mechanism: MECHANISM.toUpperCase() });
   assert.is(loop.mechanism, MECHANISM);
-  assert.is(loop.supportEdgeTrigger, MECHANISM === 'epoll');
+  assert.is(loop.supportEdgeTrigger, EXPECTED.find((m) => m.name === MECHANISM)!.supportEdgeTrigger);
   loop.close();
 });
 
@@ -89,7 +106,8 @@ test('omitted mechanism: EVPOLL_MECHANISM, else the first available', () => {
     a.close();
     delete process.env.EVPOLL_MECHANISM;
     const b = new EventLoop();
-    assert.is(b.mechanism, mechanisms().find((m) => m.available)!.name);
+    // While a Simulation is installed (the 'sim' suite), 'sim' comes before both.
+    assert.is(b.mechanism, SIMULATION ? 'sim' : mechanisms().find((m) => m.available)!.name);
     b.close();
   } finally {
     if (saved === undefined) delete process.env.EVPOLL_MECHANISM;

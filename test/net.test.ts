@@ -1,5 +1,5 @@
 // evpoll/net: nonblocking fd helpers that answer with numbers, not exceptions.
-import { onCleanup, test } from './harness.js';
+import { kernelOnly, onCleanup, test } from './harness.js';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
@@ -7,7 +7,20 @@ import { constants } from 'node:os';
 import * as net from '../src/net.js';
 import { addon } from '../src/native.js';
 import { EV } from '../src/index.js';
-import { newLoop, iterate, iterateUntil, openFds, pipe, socketpair, close, throwsCode, until } from './helpers.js';
+import { newLoop, iterate, iterateUntil, openFds as openRealFds, pipe, socketpair, close, throwsCode, until, SIMULATION } from './helpers.js';
+
+/** The fds open now: the process's, or on 'sim' the simulation's virtual ones (what net makes there). */
+const openFds = (): number[] => (SIMULATION ? SIMULATION.openFds() : openRealFds());
+
+/**
+ * Waits for what the network does on its own (a handshake completing): on Node's timers, or on
+ * 'sim', where time passes only as it is moved, by moving the virtual clock a millisecond at a time.
+ */
+async function networkUntil(what: string, done: () => boolean): Promise<void> {
+  if (!SIMULATION) return until(what, done);
+  for (let ms = 0; ms < 5000 && !done(); ms++) SIMULATION.advance(1);
+  if (!done()) throw new Error(`not within 5000 virtual ms: ${what}`);
+}
 
 const { EAGAIN, EBADF, EPIPE, EADDRINUSE, ECONNREFUSED, ECONNRESET, EINPROGRESS, ENOTCONN } = net;
 
@@ -30,15 +43,17 @@ function flags(fd: number): { nonblock: boolean; cloexec: boolean } {
   return { nonblock: (f & 0o4000) !== 0, cloexec: (f & 0o2000000) !== 0 };
 }
 
-test('pipe() and socketpair(): nonblocking, close-on-exec, connected', () => {
-  for (const [a, b] of [pipe(), socketpair()]) {
-    assert.equal(flags(a), { nonblock: true, cloexec: true });
-    assert.equal(flags(b), { nonblock: true, cloexec: true });
-    assert.is(net.write(b, new Uint8Array([1, 2, 3])), 3);
-    const buf = new Uint8Array(8);
-    assert.is(net.read(a, buf), 3);
-    assert.equal([...buf.subarray(0, 3)], [1, 2, 3]);
-  }
+kernelOnly('O_NONBLOCK and FD_CLOEXEC as the kernel reports them (/proc/self/fdinfo)', () => {
+  test('pipe() and socketpair(): nonblocking, close-on-exec, connected', () => {
+    for (const [a, b] of [pipe(), socketpair()]) {
+      assert.equal(flags(a), { nonblock: true, cloexec: true });
+      assert.equal(flags(b), { nonblock: true, cloexec: true });
+      assert.is(net.write(b, new Uint8Array([1, 2, 3])), 3);
+      const buf = new Uint8Array(8);
+      assert.is(net.read(a, buf), 3);
+      assert.equal([...buf.subarray(0, 3)], [1, 2, 3]);
+    }
+  });
 });
 
 test('read(): EAGAIN when empty, 0 at EOF, offset and length honoured', () => {
@@ -104,27 +119,29 @@ test('read()/write() on views: a subarray, a pooled Buffer, a view on a SharedAr
   assert.is(net.write(w, memory.subarray(32)), 0);
 });
 
-test('the native read/write refuse memory outside the view whatever JS passed', () => {
-  // evpoll/net checks first; the addon, reachable directly, must still refuse on its own.
-  const raw = addon as unknown as Record<'read' | 'write', (...args: unknown[]) => number>;
-  const [r, w] = socketpair();
-  const memory = new Uint8Array(16);
-  const view = memory.subarray(4, 12);
-  for (const op of [raw.read, raw.write]) {
-    const fd = op === raw.read ? r : w;
-    for (const args of [[9], [8, 1], [0, 9], [-1, 1], [2 ** 32, 1], [4, 2 ** 32 + 1], [2 ** 53, 0]]) {
-      assert.throws(() => op(fd, view, ...args), (e: Error) => e instanceof RangeError, `${op.name}(fd, view, ${args.join(', ')})`);
+kernelOnly("the addon's own read/write, called directly: read(2) and write(2) on real fds", () => {
+  test('the native read/write refuse memory outside the view whatever JS passed', () => {
+    // evpoll/net checks first; the addon, reachable directly, must still refuse on its own.
+    const raw = addon as unknown as Record<'read' | 'write', (...args: unknown[]) => number>;
+    const [r, w] = socketpair();
+    const memory = new Uint8Array(16);
+    const view = memory.subarray(4, 12);
+    for (const op of [raw.read, raw.write]) {
+      const fd = op === raw.read ? r : w;
+      for (const args of [[9], [8, 1], [0, 9], [-1, 1], [2 ** 32, 1], [4, 2 ** 32 + 1], [2 ** 53, 0]]) {
+        assert.throws(() => op(fd, view, ...args), (e: Error) => e instanceof RangeError, `${op.name}(fd, view, ${args.join(', ')})`);
+      }
+      for (const buffer of [undefined, 'abc', {}, new ArrayBuffer(8), new Int32Array(2), new DataView(new ArrayBuffer(8))]) {
+        assert.throws(() => op(fd, buffer, 0, 1), (e: Error) => e instanceof TypeError, `${op.name}: ${String(buffer)}`);
+      }
+      assert.throws(() => op(fd), (e: Error) => e instanceof TypeError, `${op.name}: no buffer`);
+      assert.is(op('3', view, 0, 1), EBADF, 'an fd that is not a number is -1');
     }
-    for (const buffer of [undefined, 'abc', {}, new ArrayBuffer(8), new Int32Array(2), new DataView(new ArrayBuffer(8))]) {
-      assert.throws(() => op(fd, buffer, 0, 1), (e: Error) => e instanceof TypeError, `${op.name}: ${String(buffer)}`);
-    }
-    assert.throws(() => op(fd), (e: Error) => e instanceof TypeError, `${op.name}: no buffer`);
-    assert.is(op('3', view, 0, 1), EBADF, 'an fd that is not a number is -1');
-  }
-  assert.is(raw.write(w, new Uint8Array([1, 2, 3])), 3, 'the whole view by default');
-  assert.is(raw.read(r, view, 6), 2, 'from offset to the end of the view');
-  assert.is(raw.read(r, view, 'x', -1), 1, 'an offset that is not a number is 0, a negative length the rest');
-  assert.equal([...memory], [0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0]);
+    assert.is(raw.write(w, new Uint8Array([1, 2, 3])), 3, 'the whole view by default');
+    assert.is(raw.read(r, view, 6), 2, 'from offset to the end of the view');
+    assert.is(raw.read(r, view, 'x', -1), 1, 'an offset that is not a number is 0, a negative length the rest');
+    assert.equal([...memory], [0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0]);
+  });
 });
 
 test('bad fds are refused before any syscall', () => {
@@ -136,80 +153,86 @@ test('bad fds are refused before any syscall', () => {
   throwsCode(() => net.accept(0, 0), 'ERR_EVPOLL_INVALID_ARG');
 });
 
-test('listen(): port 0 picks a free port; a taken port is EADDRINUSE in SystemError shape', () => {
-  const fd = net.listen('127.0.0.1', 0, { backlog: 16 });
-  try {
-    assert.equal(flags(fd), { nonblock: true, cloexec: true });
+kernelOnly('/proc/self/fdinfo flags, SO_REUSEPORT and IPv6 of real listening sockets', () => {
+  test('listen(): port 0 picks a free port; a taken port is EADDRINUSE in SystemError shape', () => {
+    const fd = net.listen('127.0.0.1', 0, { backlog: 16 });
+    try {
+      assert.equal(flags(fd), { nonblock: true, cloexec: true });
+      const port = net.localPort(fd);
+      assert.ok(port > 0);
+      const err = throwsCode(() => net.listen('127.0.0.1', port), 'EADDRINUSE');
+      assert.is(err.errno, EADDRINUSE);
+      assert.is(err.syscall, 'listen');
+      // SO_REUSEPORT on both: the second bind is allowed.
+      const a = net.listen('127.0.0.1', 0, { reusePort: true });
+      const b = net.listen('127.0.0.1', net.localPort(a), { reusePort: true });
+      net.close(a);
+      net.close(b);
+      const v6 = net.listen('::1', 0);
+      assert.ok(net.localPort(v6) > 0);
+      net.close(v6);
+    } finally {
+      net.close(fd);
+    }
+  });
+});
+
+kernelOnly('real TCP clients (node:net) and /proc/self/fdinfo flags', () => {
+  test('accept(): EAGAIN with nothing pending; a batch of connections, nonblocking and close-on-exec', async () => {
+    const fd = net.listen('127.0.0.1', 0);
     const port = net.localPort(fd);
-    assert.ok(port > 0);
-    const err = throwsCode(() => net.listen('127.0.0.1', port), 'EADDRINUSE');
-    assert.is(err.errno, EADDRINUSE);
-    assert.is(err.syscall, 'listen');
-    // SO_REUSEPORT on both: the second bind is allowed.
-    const a = net.listen('127.0.0.1', 0, { reusePort: true });
-    const b = net.listen('127.0.0.1', net.localPort(a), { reusePort: true });
-    net.close(a);
-    net.close(b);
-    const v6 = net.listen('::1', 0);
-    assert.ok(net.localPort(v6) > 0);
-    net.close(v6);
-  } finally {
-    net.close(fd);
-  }
-});
-
-test('accept(): EAGAIN with nothing pending; a batch of connections, nonblocking and close-on-exec', async () => {
-  const fd = net.listen('127.0.0.1', 0);
-  const port = net.localPort(fd);
-  assert.is(net.accept(fd), EAGAIN);
-  const clients = Array.from({ length: 5 }, () => connect(port, '127.0.0.1'));
-  await Promise.all(clients.map((c) => new Promise((resolve) => c.once('connect', resolve))));
-  const loop = newLoop();
-  const got: number[] = [];
-  loop.event(fd, EV.READ, () => {
-    const r = net.accept(fd, 3);
-    if (Array.isArray(r)) got.push(...r);
-  }).add();
-  await iterateUntil(loop, () => got.length === 5);
-  for (const c of got) {
-    assert.equal(flags(c), { nonblock: true, cloexec: true });
-    assert.is(net.setNoDelay(c), 0);
-    net.close(c);
-  }
-  clients.forEach((c) => c.destroy());
-  loop.close();
-  net.close(fd);
-});
-
-test('listenQueue(): the accept queue from TCP_INFO, counted as connections complete and accepted; refusals', async () => {
-  const fd = net.listen('127.0.0.1', 0, { backlog: 37 });
-  const clients: ReturnType<typeof connect>[] = [];
-  try {
-    assert.equal(net.listenQueue(fd), { length: 0, limit: 37 });
-    clients.push(...Array.from({ length: 4 }, () => connect(net.localPort(fd), '127.0.0.1')));
+    assert.is(net.accept(fd), EAGAIN);
+    const clients = Array.from({ length: 5 }, () => connect(port, '127.0.0.1'));
     await Promise.all(clients.map((c) => new Promise((resolve) => c.once('connect', resolve))));
-    // The client's connect completes when the SYN-ACK arrives; the server's queue takes the connection on the final ACK, a moment later.
-    const end = Date.now() + 5000;
-    while (net.listenQueue(fd).length < 4 && Date.now() < end) await new Promise((r) => setTimeout(r, 5));
-    assert.equal(net.listenQueue(fd), { length: 4, limit: 37 });
-    const got = net.accept(fd, 3) as number[];
-    assert.is(got.length, 3);
-    assert.is(net.listenQueue(fd).length, 1);
-    got.forEach((c) => {
-      // An accepted connection is not listening: EINVAL, not its own queue.
-      assert.is(throwsCode(() => net.listenQueue(c), 'EINVAL').syscall, 'getsockopt');
+    const loop = newLoop();
+    const got: number[] = [];
+    loop.event(fd, EV.READ, () => {
+      const r = net.accept(fd, 3);
+      if (Array.isArray(r)) got.push(...r);
+    }).add();
+    await iterateUntil(loop, () => got.length === 5);
+    for (const c of got) {
+      assert.equal(flags(c), { nonblock: true, cloexec: true });
+      assert.is(net.setNoDelay(c), 0);
       net.close(c);
-    });
-    const [a, b] = socketpair();
-    throwsCode(() => net.listenQueue(a), 'ENOTSUP'); // EOPNOTSUPP's number on Linux, under its other name
-    net.close(a);
-    net.close(b);
-    throwsCode(() => net.listenQueue(1 << 20), 'EBADF');
-    throwsCode(() => net.listenQueue(-1), 'ERR_EVPOLL_INVALID_ARG');
-  } finally {
+    }
     clients.forEach((c) => c.destroy());
+    loop.close();
     net.close(fd);
-  }
+  });
+});
+
+kernelOnly('real TCP clients (node:net), and TCP_INFO from getsockopt', () => {
+  test('listenQueue(): the accept queue from TCP_INFO, counted as connections complete and accepted; refusals', async () => {
+    const fd = net.listen('127.0.0.1', 0, { backlog: 37 });
+    const clients: ReturnType<typeof connect>[] = [];
+    try {
+      assert.equal(net.listenQueue(fd), { length: 0, limit: 37 });
+      clients.push(...Array.from({ length: 4 }, () => connect(net.localPort(fd), '127.0.0.1')));
+      await Promise.all(clients.map((c) => new Promise((resolve) => c.once('connect', resolve))));
+      // The client's connect completes when the SYN-ACK arrives; the server's queue takes the connection on the final ACK, a moment later.
+      const end = Date.now() + 5000;
+      while (net.listenQueue(fd).length < 4 && Date.now() < end) await new Promise((r) => setTimeout(r, 5));
+      assert.equal(net.listenQueue(fd), { length: 4, limit: 37 });
+      const got = net.accept(fd, 3) as number[];
+      assert.is(got.length, 3);
+      assert.is(net.listenQueue(fd).length, 1);
+      got.forEach((c) => {
+        // An accepted connection is not listening: EINVAL, not its own queue.
+        assert.is(throwsCode(() => net.listenQueue(c), 'EINVAL').syscall, 'getsockopt');
+        net.close(c);
+      });
+      const [a, b] = socketpair();
+      throwsCode(() => net.listenQueue(a), 'ENOTSUP'); // EOPNOTSUPP's number on Linux, under its other name
+      net.close(a);
+      net.close(b);
+      throwsCode(() => net.listenQueue(1 << 20), 'EBADF');
+      throwsCode(() => net.listenQueue(-1), 'ERR_EVPOLL_INVALID_ARG');
+    } finally {
+      clients.forEach((c) => c.destroy());
+      net.close(fd);
+    }
+  });
 });
 
 const owned = new Set<number>();
@@ -252,7 +275,8 @@ test('connect(): the fd becomes writable once connected, connectResult 0, accept
   for (const host of ['127.0.0.1', '::1']) {
     const listener = own(net.listen(host, 0));
     const client = own(net.connect(host, net.localPort(listener)));
-    assert.equal(flags(client), { nonblock: true, cloexec: true });
+    // The kernel's flags of a real fd (/proc/self/fdinfo): a virtual one has none to show.
+    if (!SIMULATION) assert.equal(flags(client), { nonblock: true, cloexec: true });
     const loop = newLoop();
     let writable = 0, acceptable = false;
     loop.event(client, EV.WRITE, (ev, which) => { writable = which; ev.del(); }).add();
@@ -310,7 +334,7 @@ test('connectResult(): EINPROGRESS while the handshake is unanswered (a listener
   const loop = newLoop();
   const first = own(net.connect('127.0.0.1', port));
   // The client is connected on the SYN-ACK; the server queues the connection on the final ACK.
-  await until('the first connection queued', () => net.listenQueue(listener).length === 1);
+  await networkUntil('the first connection queued', () => net.listenQueue(listener).length === 1);
   assert.is(net.connectResult(first), 0);
   const second = own(net.connect('127.0.0.1', port));
   let which = 0;
@@ -330,7 +354,7 @@ test('connectResult(): EINPROGRESS while the handshake is unanswered (a listener
   await iterateUntil(loop, () => which !== 0, 10_000);
   assert.is(which, EV.WRITE);
   assert.is(net.connectResult(second), 0);
-  await until('the second connection queued', () => net.listenQueue(listener).length === 1);
+  await networkUntil('the second connection queued', () => net.listenQueue(listener).length === 1);
   acceptOne(listener);
   assert.is(net.connectResult(listener), ENOTCONN, 'a listener never connects');
 });

@@ -4,13 +4,15 @@
 // beat; max-requests replacing workers under load with no failed request; a terminate timeout
 // replacing a stuck worker while other clients see no error; the status page's fields against
 // what the test did; and the flags FPM would refuse.
-import { suite } from './harness.js';
+import { kernelOnly, suite } from './harness.js';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { packageRoot } from '../src/paths.js';
 import { MECHANISM, MODE, eventually, until } from './helpers.js';
 import { Server, running, allGone, freshClient, getFresh, steadyClient, stopLoads, type Answer } from './server-helpers.js';
+
+kernelOnly('a real server: child processes, real TCP and HTTP clients, signals');
 
 const test = suite('server --pm');
 

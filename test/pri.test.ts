@@ -1,12 +1,14 @@
 // EV.PRI: urgent data and exceptional conditions (EPOLLPRI, POLLPRI, select's except set), with
 // TCP urgent data (net.sendUrgent / net.readUrgent) over loopback as the condition.
-import { test } from './harness.js';
+import { kernelOnly, test } from './harness.js';
 import * as assert from 'uvu/assert';
 import { constants } from 'node:os';
 import { EV } from '../src/index.js';
 import * as net from '../src/net.js';
 import { newLoop, iterate, iterateUntil, pipe, socketpair, close, drain, throwsCode, MECHANISM } from './helpers.js';
 import { tcpPair } from './tcp-helpers.js';
+
+kernelOnly('TCP urgent data (MSG_OOB) over real loopback: not simulated');
 
 const { EINVAL, EBADF } = net;
 

@@ -1,12 +1,14 @@
 // The README's examples run as written: the quick start on the mechanism under test, and
 // evpoll/shm's master and worker (no backend involved: in the epoll/run suite only).
-import { test } from './harness.js';
+import { kernelOnly, test } from './harness.js';
 import * as assert from 'uvu/assert';
 import { readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { packageRoot } from '../src/paths.js';
 import { MECHANISM, MODE } from './helpers.js';
+
+kernelOnly("the README's examples run in real child processes");
 
 const readme = () => readFileSync(join(packageRoot, 'README.md'), 'utf8');
 

@@ -2,7 +2,7 @@
 // failed request, and reports its workers' accept counts; wake-ups per connection where a mode
 // promises one; the master freeing the accept mutex of a worker killed while holding it; and
 // reuseport's per-slot sockets, whose queued connections outlive their worker.
-import { suite, onCleanup } from './harness.js';
+import { kernelOnly, onCleanup, suite } from './harness.js';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
 import { openSync, readdirSync, readlinkSync } from 'node:fs';
@@ -12,6 +12,8 @@ import { AcceptMutex, SharedRegion } from '../src/shm.js';
 import { mechanisms } from '../src/index.js';
 import { MECHANISM, MODE, eventually, report, sleep, until } from './helpers.js';
 import { Server, running, allGone, freshClient, getFresh, steadyClient, stopLoads, type Answer } from './server-helpers.js';
+
+kernelOnly('a real server: child processes, real TCP and HTTP clients, signals');
 
 const test = suite('server --accept');
 

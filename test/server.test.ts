@@ -1,6 +1,6 @@
 // The main job end to end: `node scripts/start.mjs` (what `npm start` runs) on a free port,
 // real HTTP clients, worker deaths, reload and stops, and no process left behind.
-import { suite } from './harness.js';
+import { kernelOnly, suite } from './harness.js';
 import * as assert from 'uvu/assert';
 import http from 'node:http';
 import { connect, type Socket } from 'node:net';
@@ -11,6 +11,8 @@ import { packageRoot } from '../src/paths.js';
 import { onCleanup } from './harness.js';
 import { MECHANISM, MODE, sleep, until, eventually } from './helpers.js';
 import { Server, running, allGone, get, steadyClient as steadyClientEvery, stopLoads } from './server-helpers.js';
+
+kernelOnly('a real server: child processes, real TCP and HTTP clients, signals');
 
 const test = suite('server');
 

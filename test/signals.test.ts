@@ -1,9 +1,11 @@
 // loop.signal(): FPM's self-pipe, in run() and start() modes.
-import { test } from './harness.js';
+import { kernelOnly, test } from './harness.js';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
 import { EV } from '../src/index.js';
 import { MODE, newLoop, iterate, iterateUntil, throwsCode, openFds, until, runChild, killOnCleanup, onProcess } from './helpers.js';
+
+kernelOnly('signals (sigaction, the self-pipe, other processes sending them)');
 
 
 

@@ -1,10 +1,12 @@
 // worker_threads: each thread runs its own loops, independent of the others; a thread that
 // exits with a loop open (even started, even watching signals) releases it.
-import { onCleanup, test } from './harness.js';
+import { kernelOnly, onCleanup, test } from './harness.js';
 import * as assert from 'uvu/assert';
 import { Worker } from 'node:worker_threads';
 import { EV } from '../src/index.js';
 import { CHILD_PRELUDE, newLoop, iterate, pipe, writeByte, drain, openFds, sleep, eventually } from './helpers.js';
+
+kernelOnly('worker_threads, each loading the package without a Simulation');
 
 
 /** A worker running `body` (an ES module body with CHILD_PRELUDE's names, parentPort and workerData in scope). */
