@@ -657,7 +657,7 @@ export class EventLoop extends EventEmitter {
     if (this.#fdBase !== 0 && fd < this.#fdBase) {
       return new EvpollError('ERR_EVPOLL_SIM_UNSUPPORTED', `fd ${fd} is a real fd: a loop on the 'sim' mechanism watches only the simulation's virtual fds`);
     }
-    if (this.#fdBase === 0 && fd >= VIRTUAL_FD_BASE) {
+    if (this.#fdBase === 0 && fd >= VIRTUAL_FD_BASE && simulated?.isOpen(fd)) {
       return new EvpollError('ERR_EVPOLL_SIM_UNSUPPORTED', `fd ${fd} is a virtual fd (evpoll/sim): only a loop on the 'sim' mechanism can watch it`);
     }
     fd -= this.#fdBase;

@@ -728,7 +728,7 @@ export class Simulation {
     this.faults = checkFaults(options.faults);
     this.#rng = new Rng(seed);
     if (options.trace) this.#trace = [];
-    this.#lent = { net: this.#makeNet(), backend: () => this.#backend(), now: () => this.#now, describe: () => this.describe() };
+    this.#lent = { net: this.#makeNet(), backend: () => this.#backend(), now: () => this.#now, describe: () => this.describe(), isOpen: (fd) => this.isOpen(fd) };
   }
 
   #install(): void {
