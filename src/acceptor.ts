@@ -15,6 +15,7 @@ import type { EventLoop, LoopHook } from './loop.js';
 import { mechanisms } from './mechanisms.js';
 import * as net from './net.js';
 import { AcceptMutex } from './shm.js';
+import { VIRTUAL_FD_BASE, isVirtualFd } from './virtual.js';
 
 export interface AcceptorOptions {
   /** Connections taken per readiness (lighttpd's batch). Default 100. */
@@ -330,7 +331,8 @@ export class Acceptor {
   #handOver(fds: number[]): number {
     let handed = 0;
     for (const fd of fds) {
-      if (fd >= this.#fdLimit) {
+      // A virtual fd (evpoll/sim) is numbered from VIRTUAL_FD_BASE, and so is the loop's limit.
+      if ((isVirtualFd(fd) ? fd - VIRTUAL_FD_BASE : fd) >= this.#fdLimit) {
         // The lowest free fd is past what the loop can watch (select's FD_SETSIZE): every fd
         // below is taken. Refused rather than handed over, where registering it would throw
         // out of the owner's callback and out of the loop; the rest of the backlog goes on.
