@@ -63,6 +63,8 @@ export interface SeedResult {
   lostToAbandon: number;
   idleClosed: number;
   lostToIdle: number;
+  /** Idle-closed connections that lost answers, by how their client read. */
+  idleLossByRead: Record<ReadMode, number>;
   done: number;
   /** The server's own counts: requests answered, connections closed idle. */
   served: number;
@@ -602,6 +604,7 @@ export function runSeed(seed: number, options: SeedOptions = {}): SeedResult {
         lostToAbandon: 0,
         idleClosed: 0,
         lostToIdle: 0,
+        idleLossByRead: { eager: 0, slow: 0, stall: 0 },
         done: 0,
         served: connections.served,
         closedIdle: connections.closedIdle,
@@ -623,6 +626,7 @@ export function runSeed(seed: number, options: SeedOptions = {}): SeedResult {
         } else if (c.outcome === 'idle-closed') {
           result.idleClosed++;
           result.lostToIdle += lost;
+          if (lost > 0) result.idleLossByRead[c.read]++;
         } else {
           result.done++;
           result.owed += c.sent;
@@ -632,6 +636,73 @@ export function runSeed(seed: number, options: SeedOptions = {}): SeedResult {
       }
       if (violations.length > 0) throw new SeedFailure(result);
       return result;
+    });
+  } finally {
+    Date.now = realNow;
+  }
+}
+
+export interface IdleResult {
+  idleTimeoutMs: number;
+  tickMs: number;
+  /** Virtual ms: the client's request written, its answer read, and the server's close (EOF) read. */
+  wroteAt: number;
+  answeredAt: number;
+  closedAt: number;
+  closedIdle: number;
+  digest: string;
+  violations: string[];
+}
+
+/**
+ * One keep-alive connection that asks once and then says nothing: the server's idle sweep must
+ * close it `idleTimeoutMs` (to a tick) after it read the request. No faults, no latency.
+ */
+export function runIdle(idleTimeoutMs: number, seed = 1, connectionsModule: ConnectionsModule = examples): IdleResult {
+  const realNow = Date.now;
+  try {
+    return Simulation.run({ seed }, (sim) => {
+      Date.now = () => EPOCH + Math.floor(sim.now());
+      const loop = new EventLoop();
+      const violations: string[] = [];
+      const listener = net.listen('127.0.0.1', 0);
+      const connections = new connectionsModule.Connections(loop, { idleTimeoutMs, onClosed: () => acceptor.release() });
+      const acceptor = new Acceptor(loop, listener, (fd) => connections.add(fd), { priority: -1, batch: 1, yieldNearCap: false });
+      const fd = net.connect('127.0.0.1', net.localPort(listener));
+      let wroteAt = -1;
+      let answeredAt = -1;
+      let closedAt = -1;
+      let text = '';
+      loop.event(fd, EV.WRITE, (ev) => {
+        ev.del();
+        if (net.connectResult(fd) !== 0) violations.push('connect failed');
+        const request = Buffer.from('GET / HTTP/1.1\r\nHost: sim\r\n\r\n', 'latin1');
+        if (net.write(fd, request) !== request.length) violations.push('the request did not go in one write');
+        wroteAt = sim.now();
+        loop.event(fd, EV.READ | EV.PERSIST, (rev) => {
+          const n = net.read(fd, readBuffer);
+          if (n === net.EAGAIN) return;
+          if (n > 0) {
+            text += readBuffer.toString('latin1', 0, n);
+            if (text.endsWith('hello\n')) answeredAt = sim.now();
+            return;
+          }
+          if (n < 0) violations.push(`read gave ${n}`);
+          closedAt = sim.now();
+          rev.del();
+          net.close(fd);
+          if (connections.size !== 0) violations.push(`the Connections object still holds ${connections.size} connection(s)`);
+          if (acceptor.connections !== 0) violations.push(`the Acceptor still counts ${acceptor.connections}`);
+          connections.drain(() => {});
+          acceptor.close();
+          net.close(listener);
+        }).add();
+      }).add();
+      loop.run(); // returns once nothing is registered: the sweep's timer included
+      loop.close();
+      if (answeredAt < 0) violations.push('no answer');
+      if (sim.openFds().length > 0) violations.push(`virtual fds left open: ${sim.openFds().join(' ')}`);
+      return { idleTimeoutMs, tickMs: connections.tickMs, wroteAt, answeredAt, closedAt, closedIdle: connections.closedIdle, digest: sim.digest(), violations };
     });
   } finally {
     Date.now = realNow;
