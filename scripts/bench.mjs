@@ -1,5 +1,5 @@
 // `npm run bench [-- NAME] [args]`: bundle bench/*.ts with esbuild (Node 20 cannot run .ts),
-// run one workload (NAME: chain, timers, http, scale, core, accept, pm) with the remaining arguments, or
+// run one workload (NAME: chain, timers, http, scale, core, accept, pm, sim) with the remaining arguments, or
 // all of them in turn, then regenerate bench/results/report.md and the charts from
 // bench/results/latest.json. `--quick` (alone or after NAME) takes fewer runs.
 //
@@ -15,7 +15,7 @@ import { dirname, join } from 'node:path';
 import { setPriority } from 'node:os';
 import { root } from './bin.mjs';
 
-const WORKLOADS = ['chain', 'timers', 'http', 'scale', 'core', 'accept', 'pm'];
+const WORKLOADS = ['chain', 'timers', 'http', 'scale', 'core', 'accept', 'pm', 'sim'];
 /** Bundled beside the workloads: the report writer and the http, accept and pm workloads' servers. */
 const HELPERS = {
   report: 'bench/report.ts',
@@ -102,7 +102,7 @@ await esbuild.stop();
 function snapshotArtefacts(dir) {
   const manifest = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
   // dist/core-debug.wasm: bench/core.ts measures the release core plus nextTimeout(), readyPtr().
-  const copies = ['build/Release/evpoll.node', 'dist/core.wasm', 'dist/core-debug.wasm', 'dist/evpoll.cjs', 'dist/index.js', 'dist/net.js', 'dist/shm.js'];
+  const copies = ['build/Release/evpoll.node', 'dist/core.wasm', 'dist/core-debug.wasm', 'dist/evpoll.cjs', 'dist/index.js', 'dist/net.js', 'dist/shm.js', 'dist/sim.js'];
   for (const file of copies) {
     mkdirSync(dirname(join(dir, file)), { recursive: true });
     copyFileSync(join(root, file), join(dir, file));
