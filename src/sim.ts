@@ -1133,6 +1133,12 @@ export class Simulation {
     const faults = this.faults;
     const stats = this.#stats;
     const sim = this;
+    /** `n` bytes could move: fewer (at least 1) when the fault strikes. */
+    const partial = (n: number, fault: 'partialRead' | 'partialWrite'): number => {
+      if (n < 2 || !rng.chance(faults[fault])) return n;
+      stats.faults[fault]++;
+      return rng.int(1, n - 1);
+    };
     const result = (kind: number, fd: number, r: number) => {
       digest.word(kind);
       digest.word(fd - VIRTUAL_FD_BASE);
@@ -1171,10 +1177,7 @@ export class Simulation {
             n = Math.min(length, p.data.length);
             if (n === 0) n = length === 0 ? 0 : p.writerOpen ? EAGAIN : 0;
             else {
-              if (n > 1 && rng.chance(faults.partialRead)) {
-                n = rng.int(1, n - 1);
-                stats.faults.partialRead++;
-              }
+              n = partial(n, 'partialRead');
               p.data.take(buffer, offset, n);
               sim.#touch(e, false);
               if (p.writerOpen) sim.#touch(p.w, true);
@@ -1190,10 +1193,7 @@ export class Simulation {
             n = Math.min(length, s.rx.length);
             if (n === 0) n = length === 0 || s.rxEof || s.reset ? 0 : EAGAIN;
             else {
-              if (n > 1 && rng.chance(faults.partialRead)) {
-                n = rng.int(1, n - 1);
-                stats.faults.partialRead++;
-              }
+              n = partial(n, 'partialRead');
               s.rx.take(buffer, offset, n);
               sim.#touch(s, false);
               sim.#ack(s, n);
@@ -1218,10 +1218,7 @@ export class Simulation {
             n = Math.min(length, PIPE_BUFFER - p.data.length);
             if (n === 0 && length > 0) n = EAGAIN;
             else if (n > 0) {
-              if (n > 1 && rng.chance(faults.partialWrite)) {
-                n = rng.int(1, n - 1);
-                stats.faults.partialWrite++;
-              }
+              n = partial(n, 'partialWrite');
               p.data.push(buffer.slice(offset, offset + n));
               sim.#touch(e, false);
               sim.#touch(p.r, true);
@@ -1239,10 +1236,7 @@ export class Simulation {
             n = Math.min(length, s.bufferSize - s.unacked);
             if (n <= 0) n = length === 0 ? 0 : EAGAIN;
             else {
-              if (n > 1 && rng.chance(faults.partialWrite)) {
-                n = rng.int(1, n - 1);
-                stats.faults.partialWrite++;
-              }
+              n = partial(n, 'partialWrite');
               s.unacked += n;
               sim.#touch(s, false);
               sim.#send(s, buffer.slice(offset, offset + n));

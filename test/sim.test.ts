@@ -10,19 +10,11 @@ import { EventLoop, EV, mechanisms } from '../src/index.js';
 import * as net from '../src/net.js';
 import { Simulation, type Faults } from '../src/sim.js';
 import { VIRTUAL_FD_BASE } from '../src/virtual.js';
+import { SIMULATION, throwsCode } from './helpers.js';
+
+SIMULATION?.uninstall();
 
 const { EAGAIN, EBADF, EPIPE, ECONNRESET, ECONNREFUSED, ENOTCONN, EINPROGRESS, EMFILE } = net;
-
-function throwsCode(fn: () => unknown, code: string): Error & { code: string } {
-  try {
-    fn();
-  } catch (e) {
-    const err = e as Error & { code: string };
-    if (err.code !== code) throw new Error(`expected ${code}, got ${err.code}: ${err.message}`);
-    return err;
-  }
-  throw new Error(`expected ${code}, nothing was thrown`);
-}
 
 /** A loop on the installed simulation, closed after the test. */
 function simLoop(): EventLoop {
