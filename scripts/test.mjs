@@ -211,9 +211,9 @@ for (const mechanism of mechanisms) {
     table.get(mechanism).set(mode, t);
   }
 }
-// One column per mode, one row per mechanism: passed (and failed, skipped where any).
+// One column per mechanism ('sim' its own), one row per mode: passed (and failed, skipped where any).
 const cell = (t) => (t ? `${t.passed}${t.failed ? ` / ${t.failed} failed` : ''}${t.skipped ? ` (${t.skipped} skipped)` : ''}` : '-');
-const rows = [['', ...modes], ...[...table].map(([m, byMode]) => [m, ...modes.map((mode) => cell(byMode.get(mode)))])];
+const rows = [['', ...table.keys()], ...modes.map((mode) => [mode, ...[...table.values()].map((byMode) => cell(byMode.get(mode)))])];
 const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
 console.log('');
 for (const r of rows) console.log(`== ${r.map((c, i) => c.padEnd(widths[i])).join('   ').trimEnd()}`);
