@@ -282,8 +282,6 @@ class Socket extends VFile {
   peer: Socket | undefined;
   /** Bytes this end wrote that its peer has not yet read (and acknowledged). */
   unacked = 0;
-  /** Segments on their way to the peer. */
-  inflight = 0;
   port = 0;
   constructor(
     readonly tcp: boolean,
@@ -992,18 +990,14 @@ export class Simulation {
     return new Socket(tcp, latency, lo === hi ? lo : this.#rng.int(lo, hi));
   }
 
-  /** Sends `n` bytes (or a FIN, chunk undefined) from `from` to its peer. */
+  /** Sends `chunk` (or a FIN: undefined) from `from` to its peer. */
   #send(from: Socket, chunk: Uint8Array | undefined): void {
     const to = from.peer!;
     if (!from.tcp) {
       this.#arrive(from, to, chunk);
       return;
     }
-    from.inflight++;
-    this.#later(from.latency, () => {
-      from.inflight--;
-      this.#arrive(from, to, chunk);
-    });
+    this.#later(from.latency, () => this.#arrive(from, to, chunk));
   }
 
   #arrive(from: Socket, to: Socket, chunk: Uint8Array | undefined): void {
